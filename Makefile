@@ -1,0 +1,46 @@
+# The README's two commands: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# A plain editable install hides twistd plugins; compat mode keeps them visible.
+EDITABLE_OPTS := --config-settings editable_mode=compat
+CONFIG ?= conf/stowpair.toml
+
+.PHONY: run test lint typecheck unit interop venv clean
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "stowpair needs Python >= 3.11; set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.installed: $(PY) setup.py
+	$(PIP) install -q $(EDITABLE_OPTS) -e .
+	@touch $@
+
+$(VENV)/.installed-test: $(PY) setup.py
+	$(PIP) install -q $(EDITABLE_OPTS) -e '.[test]'
+	@touch $@ $(VENV)/.installed
+
+venv: $(VENV)/.installed
+
+run: $(VENV)/.installed
+	$(VENV)/bin/twistd -n --pidfile= stowpair -c $(CONFIG)
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check stowpair tests twisted
+
+typecheck: $(VENV)/.installed-test
+	$(VENV)/bin/mypy
+
+unit: $(VENV)/.installed-test
+	$(VENV)/bin/pytest -m "not interop"
+
+test: lint typecheck
+	$(VENV)/bin/pytest
+
+interop: $(VENV)/.installed-test
+	$(VENV)/bin/pytest -m interop -v tests/interop
+
+clean:
+	rm -rf $(VENV) build *.egg-info

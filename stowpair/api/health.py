@@ -1,0 +1,18 @@
+"""``GET /health``: liveness of the REST listener."""
+
+from __future__ import annotations
+
+import json
+
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+from stowpair import __version__
+
+
+class HealthResource(Resource):
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"Content-Type", b"application/json")
+        return json.dumps({"status": "ok", "version": __version__}).encode() + b"\n"

@@ -1,0 +1,1 @@
+"""The typed configuration: model, TOML loader, LDIF importer, schedules."""

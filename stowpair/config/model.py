@@ -1,0 +1,193 @@
+"""The typed configuration model, in dcm4chee's words.
+
+Every loader (TOML, LDIF) produces a :class:`Config`; every subsystem reads only
+these objects. Durations are seconds (float); schedules are parsed
+:class:`~stowpair.config.schedule.ScheduleExpression` objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from stowpair.config.schedule import ScheduleExpression
+from stowpair.config.secret import Secret
+
+Entity = Literal["Study", "Series", "Instance"]
+
+#: The seven dcm4chee Web Application properties, with their exact names.
+DCM4CHEE_WEBAPP_PROPERTIES = (
+    "chunked",
+    "concurrency",
+    "transfer-syntax",
+    "bearer-token",
+    "basic-auth",
+    "allow-any-hostname",
+    "disable-trust-manager",
+)
+#: Our additions; new names that never change the meaning of the seven above.
+EXTRA_WEBAPP_PROPERTIES = (
+    "connect-timeout",
+    "response-timeout",
+    "ca-file",
+    "tls-cert",
+    "tls-key",
+    "max-instances-per-request",
+    "max-request-bytes",
+)
+WEBAPP_PROPERTIES = DCM4CHEE_WEBAPP_PROPERTIES + EXTRA_WEBAPP_PROPERTIES
+SECRET_PROPERTIES = ("bearer-token", "basic-auth")
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A TCP listener; loopback unless configured otherwise."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """The built-in stowrsd emulator (the same code as ``twistd -n stowrsd``)."""
+
+    enabled: bool = True
+    listener: Listener = field(default_factory=lambda: Listener(port=18080))
+    path: str = "/stowrs"
+    directory: Path = Path("var/stowrsd")
+    layout: Literal["uid", "unpack", "discard"] = "uid"
+    fsync: bool = True
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str = "stowpair"
+    ae_titles: tuple[str, ...] = ("STOWPAIR",)
+
+
+@dataclass(frozen=True)
+class ArchivePaths:
+    storage: Path = Path("var/archive")
+    database: Path = Path("var/stowpair.sqlite")
+
+
+@dataclass(frozen=True)
+class WebAppProperties:
+    """A Web Application's ``dcmProperty`` values, parsed."""
+
+    chunked: bool = False
+    concurrency: int = 1
+    #: UIDs (keywords already resolved); empty = send as stored.
+    transfer_syntax: tuple[str, ...] = ()
+    bearer_token: Secret | None = None
+    basic_auth: Secret | None = None
+    allow_any_hostname: bool = False
+    disable_trust_manager: bool = False
+    connect_timeout: float | None = None
+    response_timeout: float | None = None
+    ca_file: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_instances_per_request: int = 1
+    max_request_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class WebApplication:
+    """A remote web application (``dcmWebApp``): the STOW-RS destination."""
+
+    name: str
+    #: Service URL without ``/studies``, e.g. ``http://127.0.0.1:18080/stowrs``.
+    url: str
+    service_classes: tuple[str, ...] = ("STOW_RS",)
+    properties: WebAppProperties = field(default_factory=WebAppProperties)
+    description: str = ""
+    installed: bool = True
+
+    @property
+    def studies_url(self) -> str:
+        return self.url.rstrip("/") + "/studies"
+
+
+@dataclass(frozen=True)
+class Exporter:
+    """An Exporter Descriptor (``dcmExporter``)."""
+
+    exporter_id: str
+    uri: str
+    queue_name: str
+    ae_title: str = "STOWPAIR"
+    description: str = ""
+    schedules: tuple[ScheduleExpression, ...] = ()
+    properties: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def scheme(self) -> str:
+        return self.uri.split(":", 1)[0]
+
+    @property
+    def webapp_name(self) -> str:
+        return self.uri.split(":", 1)[1] if ":" in self.uri else ""
+
+
+@dataclass(frozen=True)
+class Queue:
+    """A task queue (``dcmQueue``). Durations in seconds; None = no cap / keep forever."""
+
+    name: str
+    max_tasks_parallel: int = 1
+    max_retries: int = 10
+    retry_delay: float = 30.0
+    max_retry_delay: float | None = 600.0
+    retry_delay_multiplier: int = 200
+    retry_on_warning: bool = False
+    schedules: tuple[ScheduleExpression, ...] = ()
+    purge_completed_delay: float | None = 86400.0
+    purge_failed_delay: float | None = None
+    purge_warning_delay: float | None = None
+    purge_canceled_delay: float | None = None
+    installed: bool = True
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``Attribute=v1|v2`` (or ``Attribute!=...``) on a received instance."""
+
+    attribute: str
+    values: tuple[str, ...]
+    negate: bool = False
+
+
+@dataclass(frozen=True)
+class ExportRule:
+    """An Export Rule (``dcmExportRule``) fired when instances are received."""
+
+    name: str
+    entity: Entity
+    exporter_ids: tuple[str, ...]
+    conditions: tuple[Condition, ...] = ()
+    delay: float = 0.0
+    schedules: tuple[ScheduleExpression, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration; ``source`` is the file it came from (for messages)."""
+
+    source: Path | None = None
+    device: Device = field(default_factory=Device)
+    rest: Listener = field(default_factory=Listener)
+    emulator: EmulatorConfig = field(default_factory=EmulatorConfig)
+    archive: ArchivePaths = field(default_factory=ArchivePaths)
+    #: JSON log file; None disables it ("-" in the file).
+    json_log: Path | None = Path("var/log/stowpair.json")
+    #: Seconds between queue polls (dcm4chee dcmTaskPollingInterval).
+    task_polling_interval: float = 5.0
+    #: Load a generated demo study at start when the archive is empty.
+    demo_on_empty: bool = False
+    webapps: dict[str, WebApplication] = field(default_factory=dict)
+    exporters: dict[str, Exporter] = field(default_factory=dict)
+    queues: dict[str, Queue] = field(default_factory=dict)
+    rules: tuple[ExportRule, ...] = ()
