@@ -5,7 +5,7 @@ import json
 import re
 from pathlib import Path
 
-from twisted.logger import LogLevel, LogPublisher, Logger, eventsFromJSONLogFile
+from twisted.logger import Logger, LogLevel, LogPublisher, eventsFromJSONLogFile
 
 from stowpair.config.secret import Secret
 from stowpair.logs import EVENTS, JSONLogService, json_line
