@@ -1,0 +1,239 @@
+"""Real peer processes for interop tests and benchmarks: Orthanc, socat, nginx, twistd.
+
+Each peer runs on 127.0.0.1 on a free port in its own temporary folder and is stopped
+by :meth:`Peer.stop` (or the context manager). Blocking code: tests and benchmark
+drivers only, never the service.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+ORTHANC_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
+
+
+class PeerUnavailable(RuntimeError):
+    """A peer program is not installed or did not come up; the message says which."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def require(program: str, package: str) -> str:
+    path = shutil.which(program)
+    if path is None:
+        raise PeerUnavailable(f"{program} is not installed (Debian package {package})")
+    return path
+
+
+def wait_http(
+    url: str, timeout: float = 15.0, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise PeerUnavailable(f"peer exited with {process.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers, even if with an error status
+        except OSError:
+            time.sleep(0.05)
+    raise PeerUnavailable(f"{url} did not answer within {timeout:.0f}s")
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise PeerUnavailable(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f}s")
+
+
+@dataclass
+class Peer:
+    """A running peer process."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    workdir: Path
+    log_path: Path
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def __enter__(self) -> Peer:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _spawn(
+    name: str, argv: Sequence[str], workdir: Path, env: Mapping[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], Path]:
+    log_path = workdir / f"{name}.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        list(argv),
+        cwd=workdir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+    )
+    log.close()
+    return process, log_path
+
+
+@dataclass
+class OrthancServer:
+    """Settings for one Orthanc with the DICOMweb plugin."""
+
+    servers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def start_orthanc(workdir: Path, settings: OrthancServer | None = None) -> Peer:
+    """Orthanc on 127.0.0.1 (RemoteAccessAllowed false), DICOM port off, DICOMweb on."""
+    binary = require("Orthanc", "orthanc")
+    if not Path(ORTHANC_PLUGIN).exists():
+        raise PeerUnavailable(f"{ORTHANC_PLUGIN} is missing (Debian package orthanc-dicomweb)")
+    settings = settings or OrthancServer()
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    config = {
+        "Name": f"peer{port}",
+        "StorageDirectory": "db",
+        "IndexDirectory": "db",
+        "HttpPort": port,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "DicomServerEnabled": False,
+        "HttpTimeout": 120,
+        "Plugins": [ORTHANC_PLUGIN],
+        "DicomWeb": {
+            "Enable": True,
+            "Root": "/dicom-web/",
+            "EnableWado": True,
+            "Servers": settings.servers,
+        },
+        **settings.extra,
+    }
+    (workdir / "orthanc.json").write_text(json.dumps(config, indent=1))
+    process, log_path = _spawn("orthanc", [binary, "orthanc.json"], workdir)
+    peer = Peer("orthanc", process, port, workdir, log_path)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/system", process=process)
+    except PeerUnavailable as e:
+        peer.stop()
+        raise PeerUnavailable(f"Orthanc did not start: {e}\n{peer.log_tail()}") from None
+    return peer
+
+
+def orthanc_call(
+    peer: Peer,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    content_type: str = "application/json",
+    timeout: float = 600,
+) -> Any:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{peer.port}{path}",
+        data=body,
+        method=method,
+        headers={"Content-Type": content_type} if body is not None else {},
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        raw = response.read()
+    return json.loads(raw) if raw else None
+
+
+def start_socat_tls(workdir: Path, target_port: int, cert_pem: Path) -> Peer:
+    """A TLS front: socat terminates TLS with ``cert_pem`` (key + chain) and forwards."""
+    binary = require("socat", "socat")
+    port = free_port()
+    process, log_path = _spawn(
+        "socat",
+        [
+            binary,
+            f"OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={cert_pem},verify=0",
+            f"TCP:127.0.0.1:{target_port}",
+        ],
+        workdir,
+    )
+    wait_port(port)
+    return Peer("socat", process, port, workdir, log_path)
+
+
+def start_nginx_sink(workdir: Path) -> Peer:
+    """nginx that reads and discards any POST body and answers 200: the physical limit."""
+    binary = require("nginx", "nginx-light")
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    conf = workdir / "nginx.conf"
+    conf.write_text(f"""
+daemon off; master_process off; worker_processes 1; pid {workdir}/nginx.pid;
+error_log {workdir}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+  access_log off; client_max_body_size 0; client_body_temp_path {workdir}/body;
+  server {{ listen 127.0.0.1:{port};
+    location / {{ return 200 "ok\\n"; }} }}
+}}
+""")
+    process, log_path = _spawn("nginx", [binary, "-c", str(conf), "-p", str(workdir)], workdir)
+    wait_port(port)
+    return Peer("nginx", process, port, workdir, log_path)
+
+
+def start_twistd(
+    workdir: Path, tap: str, args: Sequence[str], port: int, health_path: str = "/health"
+) -> Peer:
+    """``twistd -n <tap> ...`` from this Python environment."""
+    twistd = str(Path(sys.executable).with_name("twistd"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    process, log_path = _spawn(tap, [twistd, "-n", "--pidfile=", tap, *args], workdir)
+    peer = Peer(tap, process, port, workdir, log_path)
+    try:
+        wait_http(f"http://127.0.0.1:{port}{health_path}", process=process)
+    except PeerUnavailable as e:
+        peer.stop()
+        raise PeerUnavailable(f"twistd {tap} did not start: {e}\n{peer.log_tail()}") from None
+    return peer
