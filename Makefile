@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 EDITABLE_OPTS := --config-settings editable_mode=compat
 CONFIG ?= conf/stowpair.toml
 
-.PHONY: run test lint typecheck interop venv clean
+.PHONY: run test lint typecheck interop bench bench-quick venv clean
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "stowpair needs Python >= 3.11; set PYTHON=python3.11")'
@@ -28,8 +28,8 @@ run: $(VENV)/.installed
 	$(VENV)/bin/twistd -n --pidfile= stowpair -c $(CONFIG)
 
 lint: $(VENV)/.installed-test
-	$(VENV)/bin/ruff check stowpair tests twisted
-	$(VENV)/bin/ruff format --check stowpair tests twisted
+	$(VENV)/bin/ruff check stowpair tests twisted bench
+	$(VENV)/bin/ruff format --check stowpair tests twisted bench
 
 typecheck: $(VENV)/.installed-test
 	$(VENV)/bin/mypy
@@ -42,6 +42,13 @@ test: lint typecheck
 interop: $(VENV)/.installed-test
 	$(VENV)/bin/pytest -m interop -rs tests; rc=$$?; \
 	if [ $$rc = 5 ]; then echo "interop: no interop tests collected"; else exit $$rc; fi
+
+# Benchmarks against peers (docs/benchmarks.md); results in bench/results/.
+bench: $(VENV)/.installed-test
+	$(VENV)/bin/python bench/run.py
+
+bench-quick: $(VENV)/.installed-test
+	$(VENV)/bin/python bench/run.py --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,254 @@
+"""The sender → receiver pairs the benchmark compares. Blocking code; benchmark only."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from stowpair import peers
+
+HERE = Path(__file__).resolve().parent
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM (peak resident set) of a running process, in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def rate(seconds: float, files: list[Path]) -> dict[str, float]:
+    size = sum(f.stat().st_size for f in files)
+    return {
+        "seconds": seconds,
+        "instances_per_s": len(files) / seconds,
+        "mb_per_s": size / 1e6 / seconds,
+    }
+
+
+class Pair:
+    name = ""
+
+    @property
+    def slug(self) -> str:
+        return "".join(c if c.isalnum() else "_" for c in self.name)
+
+    def setup(self, files: list[Path], work: Path) -> None:
+        self.files, self.work = files, work
+        work.mkdir(parents=True, exist_ok=True)
+
+    def measure(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def teardown(self) -> None:
+        pass
+
+
+class _StowrsdReceiver:
+    """A ``twistd -n stowrsd`` receiver storing by UID (fsync on), emptied between runs."""
+
+    def start_receiver(self, work: Path) -> peers.Peer:
+        self.store = work / "received"
+        self.store.mkdir(parents=True, exist_ok=True)
+        port = peers.free_port()
+        self.receiver = peers.start_twistd(
+            work,
+            "stowrsd",
+            ["-b", f"127.0.0.1:{port}", "-d", str(self.store), "--json-log", "-"],
+            port,
+        )
+        self.url = f"http://127.0.0.1:{port}/stowrs"
+        return self.receiver
+
+    def received(self) -> int:
+        return sum(1 for _ in self.store.rglob("*.dcm"))
+
+    def clear(self) -> None:
+        shutil.rmtree(self.store)
+        self.store.mkdir()
+
+
+class _OrthancSource(Pair):
+    """An Orthanc holding the study, pushing it with POST /dicom-web/servers/{name}/stow."""
+
+    def start_source(self, server: dict[str, Any]) -> None:
+        settings = peers.OrthancServer(servers={"dest": server})
+        self.source = peers.start_orthanc(self.work / "source", settings)
+        for f in self.files:
+            peers.orthanc_call(
+                self.source, "POST", "/instances", f.read_bytes(), "application/dicom"
+            )
+        self.study = peers.orthanc_call(self.source, "GET", "/studies")[0]
+
+    def push(self) -> float:
+        body = json.dumps({"Resources": [self.study], "Synchronous": True}).encode()
+        t0 = time.perf_counter()
+        peers.orthanc_call(self.source, "POST", "/dicom-web/servers/dest/stow", body)
+        return time.perf_counter() - t0
+
+    def teardown(self) -> None:
+        for attr in ("source", "sink", "receiver"):
+            peer = getattr(self, attr, None)
+            if peer is not None:
+                peer.stop()
+
+
+class OrthancToOrthanc(_OrthancSource):
+    name = "orthanc→orthanc"
+
+    def setup(self, files: list[Path], work: Path) -> None:
+        super().setup(files, work)
+        self.sink = peers.start_orthanc(work / "sink")
+        self.start_source({"Url": f"http://127.0.0.1:{self.sink.port}/dicom-web/"})
+
+    def measure(self) -> dict[str, float]:
+        seconds = self.push()
+        stats = peers.orthanc_call(self.sink, "GET", "/statistics")
+        if int(stats["CountInstances"]) != len(self.files):
+            raise RuntimeError(f"sink holds {stats['CountInstances']} of {len(self.files)}")
+        for study in peers.orthanc_call(self.sink, "GET", "/studies"):
+            peers.orthanc_call(self.sink, "DELETE", f"/studies/{study}")
+        return {
+            **rate(seconds, self.files),
+            "sender_rss_mb": peak_rss_mb(self.source.process.pid),
+            "receiver_rss_mb": peak_rss_mb(self.sink.process.pid),
+        }
+
+
+class OrthancToStowrsd(_OrthancSource, _StowrsdReceiver):
+    name = "orthanc→stowrsd"
+
+    def setup(self, files: list[Path], work: Path) -> None:
+        super().setup(files, work)
+        self.start_receiver(work)
+        self.start_source({"Url": self.url + "/"})
+
+    def measure(self) -> dict[str, float]:
+        seconds = self.push()
+        if self.received() != len(self.files):
+            raise RuntimeError(f"stowrsd holds {self.received()} of {len(self.files)}")
+        self.clear()
+        return {
+            **rate(seconds, self.files),
+            "sender_rss_mb": peak_rss_mb(self.source.process.pid),
+            "receiver_rss_mb": peak_rss_mb(self.receiver.process.pid),
+        }
+
+
+class DicomwebClientToStowrsd(Pair, _StowrsdReceiver):
+    name = "dicomweb-client→stowrsd"
+
+    def setup(self, files: list[Path], work: Path) -> None:
+        super().setup(files, work)
+        self.start_receiver(work)
+
+    def measure(self) -> dict[str, float]:
+        argv = [sys.executable, str(HERE / "dwc_send.py"), self.url, *map(str, self.files)]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE)
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode:
+            raise RuntimeError(f"dwc_send exited {proc.returncode}")
+        seconds = float(out.decode().split()[-1])
+        if self.received() != len(self.files):
+            raise RuntimeError(f"stowrsd holds {self.received()} of {len(self.files)}")
+        self.clear()
+        sender = usage.ru_maxrss / 1024
+        return {
+            **rate(seconds, self.files),
+            "sender_rss_mb": sender,
+            "receiver_rss_mb": peak_rss_mb(self.receiver.process.pid),
+        }
+
+    def teardown(self) -> None:
+        self.receiver.stop()
+
+
+class CurlToNginx(Pair):
+    name = "curl→nginx sink"
+
+    def setup(self, files: list[Path], work: Path) -> None:
+        super().setup(files, work)
+        self.sink = peers.start_nginx_sink(work / "nginx")
+        self.body = work / "body.bin"
+        from bench.data import multipart_body
+
+        multipart_body(files, self.body, "BENCHBOUNDARY")
+
+    def measure(self) -> dict[str, float]:
+        t0 = time.perf_counter()
+        subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-X",
+                "POST",
+                "-T",
+                str(self.body),
+                "-H",
+                'Content-Type: multipart/related; type="application/dicom"; boundary=BENCHBOUNDARY',
+                f"http://127.0.0.1:{self.sink.port}/",
+            ],
+            check=True,
+        )
+        return {
+            **rate(time.perf_counter() - t0, self.files),
+            "receiver_rss_mb": peak_rss_mb(self.sink.process.pid),
+        }
+
+    def teardown(self) -> None:
+        self.sink.stop()
+
+
+class CopyToDisk(Pair):
+    name = "cp + sync (same disk)"
+
+    def measure(self) -> dict[str, float]:
+        dest = self.work / "copy"
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir()
+        t0 = time.perf_counter()
+        subprocess.run(["cp", *map(str, self.files), str(dest)], check=True)
+        subprocess.run(["sync", "-f", str(dest)], check=True)
+        return rate(time.perf_counter() - t0, self.files)
+
+
+class Dcmdjpeg(Pair):
+    name = "dcmdjpeg"
+
+    def measure(self) -> dict[str, float]:
+        binary = shutil.which("dcmdjpeg")
+        if binary is None:
+            raise RuntimeError("dcmdjpeg is not installed (Debian package dcmtk)")
+        dest = self.work / "out"
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir()
+        t0 = time.perf_counter()
+        for f in self.files:
+            subprocess.run([binary, str(f), str(dest / f.name)], check=True)
+        return rate(time.perf_counter() - t0, self.files)
+
+
+def pairs_for(scenario: str) -> list[Pair]:
+    common: list[Pair] = [OrthancToOrthanc(), OrthancToStowrsd(), DicomwebClientToStowrsd()]
+    if scenario == "S1":
+        return common
+    if scenario == "S2":
+        return [*common, CurlToNginx(), CopyToDisk()]
+    if scenario == "S3":
+        return [Dcmdjpeg()]
+    return []
