@@ -115,7 +115,8 @@ def _run_scenario(
 
 def table(rows: list[Row]) -> str:
     lines = [
-        "| scenario | pair | instances/s | MB/s | sender peak RSS MB | receiver peak RSS MB | runs |",
+        "| scenario | pair | instances/s | MB/s | sender peak RSS MB | receiver peak RSS MB "
+        "| runs |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -123,7 +124,7 @@ def table(rows: list[Row]) -> str:
             lines.append(f"| {r.scenario} | {r.pair} | – | – | – | – | skipped: {r.skipped} |")
             continue
 
-        def cell(key: str, fmt: str = "{:.1f}") -> str:
+        def cell(key: str, fmt: str = "{:.1f}", r: Row = r) -> str:
             v = r.median(key)
             return "–" if v != v else fmt.format(v)
 
