@@ -89,6 +89,8 @@ def _property_text(props: WebAppProperties) -> str:
             value = ",".join(value)
         elif isinstance(value, bool):
             value = str(value).lower()
+        elif isinstance(value, float):
+            value = f"{value:g}"
         shown.append(f"{f.name.replace('_', '-')}={value}")
     return " ".join(shown) or "(defaults)"
 
