@@ -80,10 +80,12 @@ class Section:
     def _bad(self, key: str, what: str) -> None:
         self.error(key, f"{key} must be {what}, not {show(self.data[key])}")
 
-    def string(self, key: str, default: str, required: bool = False) -> str:
+    def string(self, key: str, default: str, required: bool | str = False) -> str:
+        """``required`` may be a hint shown in the message, e.g. "(Study, Series...)"."""
         if key not in self.data:
             if required:
-                self.error(None, f"{key} is required")
+                hint = f" {required}" if isinstance(required, str) else ""
+                self.error(None, f"{key} is required{hint}")
             return default
         value = self.data[key]
         if not isinstance(value, str) or not value.strip():

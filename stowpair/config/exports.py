@@ -125,7 +125,7 @@ def read_rule(checker: Checker, index: int, data: Any) -> ExportRule:
         label = f'rule "{data["name"]}"'
     section: Section = checker.section(data, ("rules", index), label)
     section.allow(RULE_KEYS)
-    entity = section.string("entity", "Study", required=True)
+    entity = section.string("entity", "Study", required="(Study, Series or Instance)")
     if entity not in ENTITIES:
         section.error("entity", f"entity {show(entity)} is not one of {known(ENTITIES)}")
         entity = "Study"
