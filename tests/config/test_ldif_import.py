@@ -102,7 +102,8 @@ dcmWebAppName: Local
 dcmWebServicePath: stow
 dcmWebServiceClass: STOW_RS
 dicomInstalled: FALSE
-dicomNetworkConnectionReference: CN=DICOM , dicomDeviceName=DCM4CHEE-ARC,cn=Devices,cn=DICOM Configuration,dc=dcm4che,dc=org
+dicomNetworkConnectionReference: CN=DICOM , dicomDeviceName=DCM4CHEE-ARC,cn=Devices,
+ cn=DICOM  Configuration,dc=dcm4che,dc=org
 dcmProperty: bearer-token=env:TOKEN
 dcmProperty: X-Custom=1
 dcmKeycloakClientID: kc
