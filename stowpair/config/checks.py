@@ -88,8 +88,8 @@ class Section:
                 self.error(None, f"{key} is required{hint}")
             return default
         value = self.data[key]
-        if not isinstance(value, str) or not value.strip():
-            self._bad(key, "a non-empty string")
+        if not isinstance(value, str) or not value.strip() or "\x00" in value:
+            self._bad(key, "a non-empty string (no NUL characters)")
             return default
         return value.strip()
 

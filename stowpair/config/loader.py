@@ -166,7 +166,7 @@ def _cross_check(checker: Checker, config: Config) -> None:
 
 def _base_dir(checker: Checker, doc: dict[str, Any], folder: Path) -> Path:
     value = doc.get("base_dir", ".")
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or "\x00" in value:
         checker.error(
             "top level", f"base_dir must be a folder path, not {show(value)}", (), "base_dir"
         )

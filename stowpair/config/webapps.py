@@ -66,9 +66,16 @@ def property_text(value: Any) -> str | None:
     """A property value as dcm4chee would see it (a string), or None for tables/lists."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float | str):
+    if isinstance(value, int | float | str) and "\x00" not in str(value):
         return str(value).strip()
     return None
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # e.g. a name too long for the file system
+        return False
 
 
 def _secret(props: Section, name: str, text: str) -> Secret | None:
@@ -79,7 +86,7 @@ def _secret(props: Section, name: str, text: str) -> Secret | None:
             return None
     elif text.startswith("file:"):
         target = Path(text[5:])
-        if not text[5:] or not (base / target).is_file():
+        if not text[5:] or not _is_file(base / target):
             props.error(name, f'property "{name}": secret file "{base / target}" does not exist')
             return None
     elif name == "basic-auth" and ":" not in text:
@@ -120,7 +127,7 @@ def _property(props: Section, name: str, text: str, values: dict[str, Any]) -> N
         values[field] = _secret(props, name, text)
     elif name in _FILES:
         path = props.checker.base_dir / text
-        if not path.is_file():
+        if not _is_file(path):
             props.error(name, f'property "{name}": file "{path}" does not exist')
             return
         values[field] = path
@@ -151,10 +158,18 @@ def _url(app: Section) -> str:
             if app.has(key):
                 app.error(key, f"give either url or host/port/tls/service_path, not both ({key})")
         url = app.string("url", "")
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+        try:
+            parts = urlsplit(url)
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.query
+            parts.port  # noqa: B018  # raises ValueError for a bad or out-of-range port
+        except ValueError:  # e.g. "http://[::1" or a port over 65535
+            valid = False
+        if valid and (parts.username or parts.password):
+            # never echo the URL here: it holds a credential
+            app.error("url", "url must not hold user:password@; use the basic-auth property")
+        elif not valid:
             app.error("url", f"url must be http://HOST:PORT/PATH or https://..., not {show(url)}")
-        elif parts.path.rstrip("/").endswith("/studies"):
+        elif urlsplit(url).path.rstrip("/").endswith("/studies"):
             app.error("url", "url is the service URL without /studies (it is added per request)")
         return url.rstrip("/")
     if not app.has("host"):

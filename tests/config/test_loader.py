@@ -199,6 +199,11 @@ ERROR_CASES = [
         ['F:2: webapp "W": url is the service URL without /studies (it is added per request)'],
     ),
     (
+        "url-credentials",
+        BASE.replace("http://", "http://u:pw@"),
+        ['F:2: webapp "W": url must not hold user:password@; use the basic-auth property'],
+    ),
+    (
         "url-scheme",
         BASE.replace("http://", "ftp://"),
         [
