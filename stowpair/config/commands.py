@@ -1,28 +1,163 @@
-"""``stowpair config ...`` subcommands (placeholder until the config loader lands)."""
+"""``stowpair config check`` and ``stowpair config import-ldif``."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from dataclasses import fields
 from pathlib import Path
 
+from stowpair.config.durations import format_duration
 from stowpair.config.errors import ConfigError
 from stowpair.config.loader import load_config
+from stowpair.config.model import Config, Queue, WebApplication, WebAppProperties
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    config = sub.add_parser("config", help="check and import configurations")
+    config = sub.add_parser(
+        "config",
+        help="check and import configurations",
+        description="Validate stowpair.toml, or convert dcm4chee LDIF into it.",
+    )
+    config.set_defaults(handler=lambda _args: _usage(config))
     csub = config.add_subparsers(dest="config_command", metavar="ACTION")
-    check = csub.add_parser("check", help="validate a configuration file and print a summary")
+    check = csub.add_parser(
+        "check",
+        help="validate a configuration file and print a summary",
+        description="Validate a configuration; print a summary, or every error (exit 1).",
+    )
     check.add_argument("file", nargs="?", default="conf/stowpair.toml", type=Path)
     check.set_defaults(handler=_check)
+    ldif = csub.add_parser(
+        "import-ldif",
+        help="convert dcm4chee LDIF (exporters, web apps, queues, rules) to TOML",
+        description="Read dcm4chee LDIF files and print (or write) equivalent stowpair TOML.",
+    )
+    ldif.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    ldif.add_argument("-o", "--output", type=Path, help="write the TOML here (default: stdout)")
+    ldif.set_defaults(handler=_import_ldif)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
 
 
 def _check(args: argparse.Namespace) -> int:
     try:
-        load_config(args.file)
+        config = load_config(args.file)
     except ConfigError as e:
         for line in e.errors:
-            print(line)
+            print(line, file=sys.stderr)
         return 1
-    print(f"{args.file}: OK")
+    print("\n".join(summary_lines(config)))
     return 0
+
+
+def _import_ldif(args: argparse.Namespace) -> int:
+    from stowpair.config.ldif import LdifError
+    from stowpair.config.ldif_import import import_ldif
+
+    try:
+        text, warnings = import_ldif(args.files)
+    except LdifError as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        args.output.write_text(text, encoding="utf-8")
+    except OSError as e:
+        print(f"{args.output}: cannot write: {e.strerror}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.output}; check it with: stowpair config check {args.output}")
+    return 0
+
+
+def _property_text(props: WebAppProperties) -> str:
+    """The properties that differ from the defaults, secrets masked by ``Secret``."""
+    default = WebAppProperties()
+    shown: list[str] = []
+    for f in fields(props):
+        value = getattr(props, f.name)
+        if value == getattr(default, f.name):
+            continue
+        if isinstance(value, tuple):
+            value = ",".join(value)
+        elif isinstance(value, bool):
+            value = str(value).lower()
+        elif isinstance(value, float):
+            value = f"{value:g}"
+        shown.append(f"{f.name.replace('_', '-')}={value}")
+    return " ".join(shown) or "(defaults)"
+
+
+def _webapp_lines(app: WebApplication | None, name: str) -> list[str]:
+    if app is None:
+        return [f"    -> web app {name}: NOT DEFINED"]
+    lines = [f"    -> web app {name}: {app.studies_url} [{', '.join(app.service_classes)}]"]
+    if "STOW_RS" not in app.service_classes:
+        lines.append("       note: no STOW_RS service class; dcm4chee ends such exports WARNING")
+    if not app.installed:
+        lines.append("       note: not installed; exports to it fail")
+    lines.append(f"       properties: {_property_text(app.properties)}")
+    return lines
+
+
+def _duration(seconds: float | None) -> str:
+    return "none" if seconds is None else format_duration(seconds)
+
+
+def _queue_line(queue: Queue) -> str:
+    return (
+        f"  queue {queue.name}: parallel {queue.max_tasks_parallel}, retries "
+        f"{queue.max_retries} every {_duration(queue.retry_delay)} x"
+        f"{queue.retry_delay_multiplier}% up to {_duration(queue.max_retry_delay)}"
+        f"{', retry on warning' if queue.retry_on_warning else ''}"
+        f"{', schedules ' + ' | '.join(map(str, queue.schedules)) if queue.schedules else ''}"
+        f"{'' if queue.installed else ', NOT INSTALLED (paused)'}"
+    )
+
+
+def summary_lines(config: Config) -> list[str]:
+    """Human summary of a valid configuration; secrets are masked."""
+    emulator = config.emulator
+    lines = [
+        f"{config.source}: OK (paths relative to {config.base_dir})",
+        f"device {config.device.name}, AE titles {', '.join(config.device.ae_titles)}",
+        f"REST http://{config.rest.host}:{config.rest.port}"
+        + ("" if config.rest.enabled else " (disabled)"),
+        f"emulator http://{emulator.listener.host}:{emulator.listener.port}{emulator.path} -> "
+        f"{emulator.directory} ({emulator.layout})"
+        if emulator.enabled
+        else "emulator disabled",
+        f"archive {config.archive.storage}, index {config.archive.database}",
+        f"JSON log {config.json_log or 'disabled'}",
+        f"exporters ({len(config.exporters)}):",
+    ]
+    for exporter in config.exporters.values():
+        schedules = " | ".join(map(str, exporter.schedules)) or "any time"
+        lines.append(
+            f"  {exporter.exporter_id}: {exporter.uri}, queue {exporter.queue_name}, "
+            f"AE {exporter.ae_title}, schedules {schedules}"
+        )
+        lines += _webapp_lines(config.webapps.get(exporter.webapp_name), exporter.webapp_name)
+    unused = sorted(set(config.webapps) - {e.webapp_name for e in config.exporters.values()})
+    if unused:
+        lines.append(f"web apps not used by any exporter: {', '.join(unused)}")
+    lines.append(f"queues ({len(config.queues)}):")
+    lines += [_queue_line(q) for q in config.queues.values()]
+    lines.append(f"rules ({len(config.rules)}):")
+    for rule in config.rules:
+        conditions = " and ".join(
+            f"{c.attribute}{'!=' if c.negate else '='}{'|'.join(c.values)}" for c in rule.conditions
+        )
+        lines.append(
+            f"  {rule.name}: {rule.entity} -> {', '.join(rule.exporter_ids)}"
+            f", delay {_duration(rule.delay)}, when {conditions or 'always'}"
+            + (f", received in {' | '.join(map(str, rule.schedules))}" if rule.schedules else "")
+        )
+    return lines

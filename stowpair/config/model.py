@@ -177,6 +177,8 @@ class Config:
     """The whole configuration; ``source`` is the file it came from (for messages)."""
 
     source: Path | None = None
+    #: Folder that relative paths were resolved against (absolute; None = not loaded).
+    base_dir: Path | None = None
     device: Device = field(default_factory=Device)
     rest: Listener = field(default_factory=Listener)
     emulator: EmulatorConfig = field(default_factory=EmulatorConfig)

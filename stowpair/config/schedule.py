@@ -31,7 +31,8 @@ def _parse_spec(name: str, spec: str, text: str) -> frozenset[int]:
     values: set[int] = set()
     for item in spec.split(","):
         bounds = item.split("-")
-        if len(bounds) > 2 or not all(b.isdigit() for b in bounds):
+        # isascii(): str.isdigit() also accepts "²" and other digits int() rejects.
+        if len(bounds) > 2 or not all(b.isascii() and b.isdigit() for b in bounds):
             raise ScheduleError(
                 f"schedule {text!r}: {name} item {item!r} is not N or N-M "
                 f"(whole numbers 0-{limit - 1})"
