@@ -234,7 +234,7 @@ def test_export_error_is_failed_and_retried() -> None:
 
 def test_unknown_exporter_fails_with_message() -> None:
     """When a task names an exporter that is no longer configured, it fails saying so."""
-    scheduler, store, provider, clock = start()
+    scheduler, store, _provider, clock = start()
     task_id = add_task(scheduler, store, clock, exporter_id="Gone")
     clock.advance(0)
     task = get_task(store, task_id)
@@ -318,7 +318,7 @@ def test_stop_cancels_after_bound_and_reschedules() -> None:
 
 def test_stop_aborts_exports_that_ignore_cancellation() -> None:
     """When an export ignores cancellation, its Deferred is cancelled and the task SCHEDULED."""
-    scheduler, store, provider, clock = start()
+    scheduler, store, _provider, clock = start()
     task_id = add_task(scheduler, store, clock)
     clock.advance(0)
     fired: list[object] = []
