@@ -328,3 +328,21 @@ def test_stop_aborts_exports_that_ignore_cancellation() -> None:
     clock.advance(5)
     assert fired == [None]
     assert get_task(store, task_id).status == TaskStatus.SCHEDULED
+
+
+def test_queue_service_closes_store_after_drain() -> None:
+    """When the queue service stops, the store closes only after running exports finish."""
+    from stowpair.queue.service import QueueService
+
+    clock = clock_at()
+    store = memory_store(clock)
+    provider = FakeProvider()
+    scheduler = ExportScheduler(make_config(), store, {"stow": provider}, clock)
+    add_task(None, store, clock)
+    service = QueueService(store, scheduler)
+    service.startService()
+    stopped: list[object] = []
+    service.stopService().addBoth(stopped.append)
+    assert store._db is not None and stopped == []
+    provider.calls[0].deferred.callback(outcome(TaskStatus.COMPLETED))
+    assert store._db is None and stopped == [None]
