@@ -30,21 +30,14 @@ from stowpair.exporter.outcome import (
     ExporterProvider,
     ExportError,
     ExportRequest,
-    InstanceOutcome,
     Outcome,
     TaskStatus,
 )
 from stowpair.queue import events as _events  # noqa: F401  (registers event names)
-from stowpair.queue.model import PENDING, InstanceResult, Task
+from stowpair.queue.model import PENDING, Task
+from stowpair.queue.purge import purge_finished, results_of
 from stowpair.queue.retry import retry_delay
 from stowpair.queue.store import TaskStore
-
-_PURGE_DELAYS = (
-    (TaskStatus.COMPLETED, "purge_completed_delay"),
-    (TaskStatus.FAILED, "purge_failed_delay"),
-    (TaskStatus.WARNING, "purge_warning_delay"),
-    (TaskStatus.CANCELED, "purge_canceled_delay"),
-)
 
 
 @dataclass
@@ -404,7 +397,7 @@ class ExportScheduler(Service):
         ):
             changes.update(self._retry(task, queue, retry_after))
         changes.setdefault("status", status)
-        results = _results(task, outcome)
+        results = results_of(task, outcome)
         d = self._store.finish(
             task.task_id, results, changes, (TaskStatus.IN_PROCESS, TaskStatus.CANCELED)
         )
@@ -462,23 +455,9 @@ class ExportScheduler(Service):
             event="queue.task.state",
         )
 
-    # -- purge -------------------------------------------------------------------------
-
     async def _purge(self, now: float) -> None:
         for queue in list(self.config.queues.values()):
-            for status, attribute in _PURGE_DELAYS:
-                delay: float | None = getattr(queue, attribute)
-                if delay is None:
-                    continue
-                count = await self._store.purge(queue.name, status, now - delay)
-                if count:
-                    self.log.info(
-                        "Purged {count} {status} task(s) of queue {queue}",
-                        count=count,
-                        status=status.value,
-                        queue=queue.name,
-                        event="queue.purged",
-                    )
+            await purge_finished(self._store, queue, now)
 
     def _log_error(self, failure: Failure, event: str) -> None:
         self.log.failure(
@@ -487,17 +466,3 @@ class ExportScheduler(Service):
             error=str(failure.value),
             event=event,
         )
-
-
-def _results(task: Task, outcome: Outcome | None) -> list[InstanceResult]:
-    if outcome is None:
-        return []
-    attempt = task.failures + 1
-    return [_result(task.task_id, attempt, i) for i in outcome.instances]
-
-
-def _result(task_id: int, attempt: int, i: InstanceOutcome) -> InstanceResult:
-    return InstanceResult(
-        task_id, attempt, i.sop_instance_uid, i.series_uid, i.sop_class_uid,
-        i.status, i.reason, i.reason_code, i.http_status, i.bytes_sent, i.elapsed,
-    )  # fmt: skip
