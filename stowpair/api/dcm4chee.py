@@ -1,0 +1,234 @@
+"""The ``/dcm4chee-arc`` REST tree (reference §5): export triggers, monitor, reload.
+
+Mount :class:`Dcm4cheeArcResource` as the child ``dcm4chee-arc`` of the REST root::
+
+    /aets/{AET}/rs/studies/{uid}[/series/{uid}[/instances/{uid}]]/export/{ExporterID}
+    /aets/{AET}/rs/...                  anything else: the archive's STOW-RS ingest
+    /monitor/export[...]                task list, count, cancel, reschedule, delete, batch
+    /ctrl/reload                        configuration reload
+
+``ingest_resource_for(aet)`` returns the resource mounted at ``/aets/{AET}/rs``; it
+sees ``studies`` and ``studies/{uid}`` as its remaining path, like stowrsd's root at
+its service path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import Request
+
+from stowpair.api.monitor import MonitorExportResource
+from stowpair.api.params import ApiError, parse_scheduled_time, single
+from stowpair.api.respond import Answer, error_answer, json_answer, render_async, write
+from stowpair.api.taskjson import task_json
+from stowpair.config.model import Config
+from stowpair.queue import events as _events  # noqa: F401  (registers event names)
+from stowpair.queue.manager import TaskManager
+from stowpair.queue.model import NewTask
+
+#: (aet, study, series or "*", sop or "*", webapp name) -> (HTTP status, JSON body).
+SyncExport = Callable[[str, str, str, str, str], Deferred[tuple[int, dict[str, Any]]]]
+IngestFor = Callable[[str], IResource | None]
+Reload = Callable[[], Deferred[list[str]]]
+
+
+class Dcm4cheeApi:
+    """What the ``/dcm4chee-arc`` resources share; ``set_config`` after a reload."""
+
+    def __init__(
+        self,
+        config: Config,
+        manager: TaskManager,
+        sync_export: SyncExport | None = None,
+        ingest_resource_for: IngestFor | None = None,
+        reload: Reload | None = None,
+    ) -> None:
+        self.config = config
+        self.manager = manager
+        self.sync_export = sync_export
+        self.ingest_resource_for = ingest_resource_for
+        self.reload = reload
+        self.reloading = False
+
+    def set_config(self, config: Config) -> None:
+        self.config = config
+
+
+class _ErrorResource(Resource):
+    """A JSON ``{"errorMessage": ...}`` answer to any method."""
+
+    isLeaf = True
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__()
+        self.answer = error_answer(code, message)
+
+    def render(self, request: Request) -> bytes:
+        return write(request, self.answer)
+
+
+class Dcm4cheeArcResource(Resource):
+    """``/dcm4chee-arc``."""
+
+    def __init__(self, api: Dcm4cheeApi) -> None:
+        super().__init__()
+        self.api = api
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        if path == b"aets":
+            return _AetsResource(self.api)
+        if path == b"monitor" and _postpath(request)[:1] == [b"export"]:
+            _shift(request)
+            return MonitorExportResource(self.api)
+        if path == b"ctrl" and _postpath(request) == [b"reload"]:
+            return ReloadResource(self.api)
+        return _ErrorResource(404, f"No such resource: {request.path.decode('utf-8', 'replace')}")
+
+
+class _AetsResource(Resource):
+    def __init__(self, api: Dcm4cheeApi) -> None:
+        super().__init__()
+        self.api = api
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        aet = path.decode("utf-8", "replace")
+        if aet not in self.api.config.device.ae_titles:
+            return _ErrorResource(404, f"No such Application Entity: {aet}")
+        if _postpath(request)[:1] != [b"rs"]:
+            return _ErrorResource(404, f"No such resource: {request.path.decode()}")
+        _shift(request)
+        parsed = _export_path([p.decode("utf-8", "replace") for p in _postpath(request)])
+        if parsed is not None:
+            return ExportResource(self.api, aet, *parsed)
+        ingest = self.api.ingest_resource_for(aet) if self.api.ingest_resource_for else None
+        if ingest is None:
+            return _ErrorResource(404, f"No STOW-RS ingest service for Application Entity {aet}")
+        return ingest
+
+
+def _postpath(request: Request) -> list[bytes]:
+    return request.postpath or []
+
+
+def _shift(request: Request) -> None:
+    """Consume one more path segment, as resource traversal would."""
+    assert request.postpath and request.prepath is not None
+    request.prepath.append(request.postpath.pop(0))
+
+
+def _export_path(path: list[str]) -> tuple[str, str, str, str] | None:
+    """(study, series, sop, ExporterID) from ``studies/.../export/{ExporterID}``."""
+    while path and path[-1] == "":
+        path = path[:-1]
+    match path:
+        case ["studies", study, "export", exporter]:
+            return study, "*", "*", exporter
+        case ["studies", study, "series", series, "export", exporter]:
+            return study, series, "*", exporter
+        case ["studies", study, "series", series, "instances", sop, "export", exporter]:
+            return study, series, sop, exporter
+    return None
+
+
+class ExportResource(Resource):
+    """``POST .../export/{ExporterID}``: queue a task (202) or, for ``stowrs:{WebApp}``,
+    export synchronously (200/206/502, reference §5.1)."""
+
+    isLeaf = True
+    log = Logger()
+
+    def __init__(
+        self, api: Dcm4cheeApi, aet: str, study: str, series: str, sop: str, exporter_id: str
+    ) -> None:
+        super().__init__()
+        self.api = api
+        self.aet = aet
+        self.entity = (study, series, sop)
+        self.exporter_id = exporter_id
+
+    def render_POST(self, request: Request) -> int:
+        if self.exporter_id.startswith("stowrs:"):
+            return render_async(request, self._sync)
+        return render_async(request, self._queue)
+
+    async def _sync(self, request: Request) -> Answer:
+        webapp = self.exporter_id.partition(":")[2]
+        if self.api.sync_export is None:
+            raise ApiError(404, "Synchronous STOW-RS export (stowrs:) is not available")
+        code, body = await self.api.sync_export(self.aet, *self.entity, webapp)
+        return json_answer(code, body)
+
+    async def _queue(self, request: Request) -> Answer:
+        config = self.api.config
+        exporter = config.exporters.get(self.exporter_id)
+        if exporter is None:
+            raise ApiError(404, f"No such Exporter: {self.exporter_id}")
+        if exporter.queue_name not in config.queues:
+            raise ApiError(
+                404, f"No queue configured for Exporter {exporter.exporter_id}:"
+                     f" {exporter.queue_name}",
+            )  # fmt: skip
+        when = parse_scheduled_time(request.args)
+        study, series, sop = self.entity
+        new = NewTask(
+            device_name=config.device.name,
+            queue_name=exporter.queue_name,
+            exporter_id=exporter.exporter_id,
+            local_aet=exporter.ae_title,
+            study_uid=study,
+            series_uid=series,
+            sop_uid=sop,
+            scheduled_time=self.api.manager.now() if when is None else when,
+            batch_id=single(request.args, "batchID") or None,
+            requester_host=getattr(request.getClientAddress(), "host", None),
+            request_uri=request.uri.decode("utf-8", "replace"),
+        )
+        task = await self.api.manager.create(new, run_now=when is None)
+        self.log.info(
+            "Export of Study {study_uid} to {exporter_id} requested by REST: task {task_id}",
+            aet=self.aet,
+            exporter_id=exporter.exporter_id,
+            study_uid=study,
+            series_uid=series,
+            sop_uid=sop,
+            task_id=task.task_id,
+            event="api.export.requested",
+        )
+        return json_answer(202, task_json(task))
+
+
+class ReloadResource(Resource):
+    """``POST /ctrl/reload``: 200 ``{"reloaded":true}``, 400 with the config errors,
+    409 while another reload runs."""
+
+    isLeaf = True
+
+    def __init__(self, api: Dcm4cheeApi) -> None:
+        super().__init__()
+        self.api = api
+
+    def render_POST(self, request: Request) -> int:
+        return render_async(request, self._reload)
+
+    async def _reload(self, request: Request) -> Answer:
+        if self.api.reload is None:
+            raise ApiError(404, "Configuration reload is not available in this service")
+        if self.api.reloading:
+            raise ApiError(409, "A configuration reload is already running; try again")
+        self.api.reloading = True
+        try:
+            errors = await self.api.reload()
+        finally:
+            self.api.reloading = False
+        if errors:
+            return error_answer(
+                400,
+                "The new configuration is invalid; the running one stays",
+                errors=list(errors),
+            )
+        return json_answer(200, {"reloaded": True})

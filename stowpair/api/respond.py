@@ -1,0 +1,80 @@
+"""Asynchronous JSON answers for twisted.web resources, with errors for people."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.server import NOT_DONE_YET, Request
+
+from stowpair.api.params import ApiError
+
+log = Logger()
+
+
+@dataclass(frozen=True)
+class Answer:
+    code: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_answer(code: int, value: Any) -> Answer:
+    return Answer(code, json.dumps(value).encode() + b"\n")
+
+
+def error_answer(code: int, message: str, **extra: Any) -> Answer:
+    return json_answer(code, {"errorMessage": message, **extra})
+
+
+def write(request: Request, answer: Answer) -> bytes:
+    """Set status and headers; return the body (for synchronous renders)."""
+    request.setResponseCode(answer.code)
+    if answer.body:
+        request.setHeader(b"Content-Type", answer.content_type.encode())
+    for name, value in answer.headers.items():
+        request.setHeader(name.encode(), value.encode())
+    return answer.body
+
+
+def render_async(
+    request: Request, handler: Callable[[Request], Coroutine[Any, Any, Answer]]
+) -> int:
+    """Run ``handler`` and write its Answer; ApiError -> its code, other errors -> 500."""
+    gone: list[bool] = []
+    request.notifyFinish().addErrback(lambda _: gone.append(True))
+    d = Deferred.fromCoroutine(handler(request))
+    d.addErrback(_error_answer, request)
+
+    def finish(answer: Answer) -> None:
+        if gone:
+            return
+        body = write(request, answer)
+        if body:
+            request.write(body)
+        request.finish()
+
+    d.addCallback(finish)
+    d.addErrback(lambda f: log.failure("Could not write the answer", f, event="api.error"))
+    return NOT_DONE_YET
+
+
+def _error_answer(failure: Failure, request: Request) -> Answer:
+    if failure.check(ApiError):
+        error: ApiError = failure.value  # type: ignore[assignment]
+        return error_answer(error.code, error.message)
+    log.failure(
+        "{method} {uri} failed: {error}",
+        failure,
+        method=request.method.decode("ascii", "replace"),
+        uri=request.uri.decode("utf-8", "replace"),
+        error=str(failure.value),
+        event="api.error",
+    )
+    return error_answer(500, f"Internal error: {failure.value}; see the stowpair log")

@@ -1,0 +1,348 @@
+"""Clock-driven tests of the export scheduler (dcm4chee reference §3, §4)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.task import Clock
+
+from stowpair.config.model import Queue
+from stowpair.exporter.outcome import ExportError, InstanceStatus, TaskStatus
+from stowpair.queue.retry import retry_delay
+from stowpair.queue.scheduler import ExportScheduler
+from stowpair.queue.store import SQLiteTaskStore
+from tests.queue.helpers import (
+    FakeProvider,
+    clock_at,
+    get_task,
+    instance,
+    make_config,
+    memory_store,
+    new_task,
+    outcome,
+    result_of,
+    schedules,
+)
+
+
+def start(
+    queue: Queue | None = None,
+    clock: Clock | None = None,
+    store: SQLiteTaskStore | None = None,
+    **config: Any,
+) -> tuple[ExportScheduler, SQLiteTaskStore, FakeProvider, Clock]:
+    clock = clock or clock_at()
+    store = store or memory_store(clock)
+    provider = FakeProvider()
+    scheduler = ExportScheduler(make_config(queue, **config), store, {"stow": provider}, clock)
+    scheduler.startService()
+    return scheduler, store, provider, clock
+
+
+def add_task(
+    scheduler: ExportScheduler | None, store: SQLiteTaskStore, clock: Clock, **kw: Any
+) -> int:
+    task_id = int(result_of(store.create(new_task(clock.seconds(), **kw))).task_id)
+    if scheduler is not None:
+        scheduler.kick()
+    return task_id
+
+
+def test_default_backoff_sequence() -> None:
+    """When an export keeps failing, retries wait 30, 60, 120, 240, 480, then 600 s."""
+    scheduler, store, provider, clock = start()
+    task_id = add_task(scheduler, store, clock)
+    clock.advance(0)
+    delays = []
+    for attempt in range(11):
+        assert len(provider.calls) == attempt + 1
+        provider.calls[-1].deferred.errback(ExportError("Unknown WebApplication: stowrsd"))
+        task = get_task(store, task_id)
+        if task.status == TaskStatus.SCHEDULED_FOR_RETRY:
+            delays.append(task.scheduled_time - clock.seconds())
+            clock.advance(delays[-1])
+    assert delays == [30, 60, 120, 240, 480, 600, 600, 600, 600, 600]
+    task = get_task(store, task_id)
+    assert (task.status, task.failures) == (TaskStatus.FAILED, 11)
+    assert task.error_message == "Unknown WebApplication: stowrsd"
+
+
+@pytest.mark.parametrize(
+    ("queue", "expected"),
+    [
+        (Queue("Q", retry_delay=60, retry_delay_multiplier=100, max_retry_delay=None),
+         [60, 60, 60]),
+        (Queue("Q", retry_delay=10, retry_delay_multiplier=300, max_retry_delay=100),
+         [10, 30, 90, 100]),
+        (Queue("Q", retry_delay=5, retry_delay_multiplier=200, max_retry_delay=None,
+               max_retries=2), [5, 10, None]),
+        (Queue("Q", max_retries=0), [None]),
+    ],
+    ids=["constant", "capped", "no-cap-max-retries", "no-retries"],
+)  # fmt: skip
+def test_retry_delay_formula(queue: Queue, expected: list[float | None]) -> None:
+    """When the n-th failure happens, the delay is retryDelay × (mult/100)^(n−1), capped."""
+    assert [retry_delay(queue, n) for n in range(1, len(expected) + 1)] == expected
+
+
+@pytest.mark.parametrize(
+    ("retry_on_warning", "status"),
+    [(False, TaskStatus.WARNING), (True, TaskStatus.SCHEDULED_FOR_RETRY)],
+    ids=["final", "retried"],
+)
+def test_warning_retried_only_with_retry_on_warning(
+    retry_on_warning: bool, status: TaskStatus
+) -> None:
+    """When an export ends WARNING, it is retried only if the queue retries on warning."""
+    scheduler, store, provider, clock = start(Queue("Export1", retry_on_warning=retry_on_warning))
+    task_id = add_task(scheduler, store, clock)
+    clock.advance(0)
+    provider.calls[0].deferred.callback(
+        outcome(TaskStatus.WARNING, instance("1", InstanceStatus.FAILED))
+    )
+    assert get_task(store, task_id).status == status
+
+
+def test_retry_resends_only_undelivered_instances() -> None:
+    """When a retry runs, instances delivered by earlier attempts are passed as already_done."""
+    scheduler, store, provider, clock = start(Queue("Export1", retry_on_warning=True))
+    task_id = add_task(scheduler, store, clock)
+    clock.advance(0)
+    provider.calls[0].deferred.callback(
+        outcome(
+            TaskStatus.WARNING,
+            instance("1", InstanceStatus.COMPLETED),
+            instance("2", InstanceStatus.FAILED),
+            instance("3", InstanceStatus.WARNING),
+        )
+    )
+    clock.advance(30)
+    assert provider.calls[1].request.already_done == frozenset({"1", "3"})
+    provider.calls[1].deferred.callback(
+        outcome(TaskStatus.COMPLETED, instance("2", InstanceStatus.COMPLETED))
+    )
+    task = get_task(store, task_id)
+    assert (task.status, task.number_of_instances) == (TaskStatus.COMPLETED, 3)
+    results = result_of(store.results(task_id))
+    assert [(r.attempt, r.sop_instance_uid) for r in results] == [
+        (1, "1"), (1, "2"), (1, "3"), (2, "2"),
+    ]  # fmt: skip
+
+
+def test_retry_after_is_a_lower_bound() -> None:
+    """When the server asked for Retry-After longer than the delay, the retry waits that long."""
+    scheduler, store, provider, clock = start()
+    task_id = add_task(scheduler, store, clock)
+    clock.advance(0)
+    provider.calls[0].deferred.callback(replace(outcome(TaskStatus.FAILED), retry_after=90.0))
+    task = get_task(store, task_id)
+    assert task.scheduled_time - clock.seconds() == 90
+
+
+def test_retry_runs_when_due_without_waiting_for_a_poll() -> None:
+    """When a retry becomes due, the scheduler wakes up for it."""
+    scheduler, store, provider, clock = start(task_polling_interval=3600)
+    add_task(scheduler, store, clock)
+    clock.advance(0)
+    provider.calls[0].deferred.errback(ExportError("down"))
+    clock.advance(29)
+    assert len(provider.calls) == 1
+    clock.advance(1)
+    assert len(provider.calls) == 2
+
+
+def test_queue_schedule_gates_processing() -> None:
+    """When the queue's schedule is hour=18-6, a task due at 10:00 starts at 18:00."""
+    scheduler, store, provider, clock = start(Queue("Export1", schedules=schedules("hour=18-6")))
+    add_task(scheduler, store, clock)
+    clock.advance(7 * 3600)  # 17:00
+    assert provider.calls == []
+    clock.advance(3600)  # 18:00, picked up by the next poll
+    assert len(provider.calls) == 1
+
+
+def test_uninstalled_queue_pauses() -> None:
+    """When a queue is not installed, its tasks wait; installing it resumes them."""
+    scheduler, store, provider, clock = start(Queue("Export1", installed=False))
+    add_task(scheduler, store, clock)
+    clock.advance(60)
+    assert provider.calls == []
+    scheduler.set_config(make_config(Queue("Export1")))
+    clock.advance(0)
+    assert len(provider.calls) == 1
+
+
+def test_max_tasks_parallel() -> None:
+    """When a queue allows 2 tasks in parallel, the third waits until one finishes."""
+    scheduler, store, provider, clock = start(Queue("Export1", max_tasks_parallel=2))
+    for study in ("1.1", "1.2", "1.3"):
+        add_task(scheduler, store, clock, study=study)
+    clock.advance(0)
+    assert [c.request.study_uid for c in provider.calls] == ["1.1", "1.2"]
+    provider.calls[0].deferred.callback(outcome(TaskStatus.COMPLETED))
+    clock.advance(0)
+    assert [c.request.study_uid for c in provider.calls] == ["1.1", "1.2", "1.3"]
+
+
+def test_kick_starts_new_task_before_next_poll() -> None:
+    """When a new task is kicked, it starts without waiting for the polling interval."""
+    scheduler, store, provider, clock = start()
+    clock.advance(1)
+    add_task(scheduler, store, clock)
+    scheduler.kick()
+    clock.advance(0)
+    assert len(provider.calls) == 1
+
+
+def test_purge_after_delay() -> None:
+    """When a COMPLETED task is older than the purge delay, it is deleted; others stay."""
+    queue = Queue("Export1", purge_completed_delay=3600, purge_failed_delay=None)
+    scheduler, store, provider, clock = start(queue)
+    task_id = add_task(scheduler, store, clock)
+    clock.advance(0)
+    provider.calls[0].deferred.callback(outcome(TaskStatus.COMPLETED))
+    clock.advance(3599)
+    assert result_of(store.get(task_id)) is not None
+    clock.advance(61)
+    assert result_of(store.get(task_id)) is None
+
+
+def test_in_process_tasks_reset_at_startup() -> None:
+    """When tasks are IN PROCESS at startup (a crash), they go back to SCHEDULED and run."""
+    clock = clock_at()
+    store = memory_store(clock)
+    task_id = add_task(None, store, clock)
+    result_of(store.update(task_id, {"status": TaskStatus.IN_PROCESS}))
+    _, _, provider, _ = start(clock=clock, store=store)
+    assert len(provider.calls) == 1
+    assert get_task(store, task_id).status == TaskStatus.IN_PROCESS
+
+
+def test_export_error_is_failed_and_retried() -> None:
+    """When the provider raises ExportError, the task is FAILED-for-retry with the message."""
+    scheduler, store, provider, clock = start()
+    task_id = add_task(scheduler, store, clock)
+    clock.advance(0)
+    provider.calls[0].deferred.errback(ExportError("Unknown WebApplication: nowhere"))
+    task = get_task(store, task_id)
+    assert (task.status, task.failures) == (TaskStatus.SCHEDULED_FOR_RETRY, 1)
+    assert task.error_message == "Unknown WebApplication: nowhere"
+
+
+def test_unknown_exporter_fails_with_message() -> None:
+    """When a task names an exporter that is no longer configured, it fails saying so."""
+    scheduler, store, _provider, clock = start()
+    task_id = add_task(scheduler, store, clock, exporter_id="Gone")
+    clock.advance(0)
+    task = get_task(store, task_id)
+    assert task.status == TaskStatus.SCHEDULED_FOR_RETRY
+    assert "No such Exporter: Gone" in (task.error_message or "")
+
+
+def test_cancel_in_process_signals_cancellation() -> None:
+    """When a running task is cancelled, its Cancellation is set and it ends CANCELED."""
+    scheduler, store, provider, clock = start()
+    task_id = add_task(scheduler, store, clock)
+    clock.advance(0)
+    assert scheduler.cancel(task_id)
+    assert provider.calls[0].cancellation.cancelled
+    provider.calls[0].deferred.callback(outcome(TaskStatus.COMPLETED))
+    assert get_task(store, task_id).status == TaskStatus.CANCELED
+
+
+class BrokenStore:
+    """A store whose polls fail (e.g. disk trouble) the first time only."""
+
+    def __init__(self, store: SQLiteTaskStore) -> None:
+        self._store = store
+        self.failures = 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def due(self, *args: Any) -> Deferred[Any]:
+        if self.failures:
+            self.failures -= 1
+            return fail(OSError("disk I/O error"))
+        return self._store.due(*args)
+
+
+def test_poll_error_does_not_stop_the_loop() -> None:
+    """When a poll fails, the error is logged and the next poll still runs."""
+    clock = clock_at()
+    store = memory_store(clock)
+    provider = FakeProvider()
+    broken: Any = BrokenStore(store)
+    scheduler = ExportScheduler(make_config(), broken, {"stow": provider}, clock)
+    add_task(None, store, clock)
+    scheduler.startService()
+    assert provider.calls == []
+    clock.advance(5)
+    assert len(provider.calls) == 1
+
+
+def test_stop_waits_for_running_exports() -> None:
+    """When stopping with an export in flight, stopService fires once it has finished."""
+    scheduler, store, provider, clock = start()
+    task_id = add_task(scheduler, store, clock)
+    clock.advance(0)
+    stopped = scheduler.stopService()
+    fired: list[object] = []
+    stopped.addBoth(fired.append)
+    assert fired == []
+    provider.calls[0].deferred.callback(outcome(TaskStatus.COMPLETED))
+    assert fired == [None]
+    assert get_task(store, task_id).status == TaskStatus.COMPLETED
+
+
+def test_stop_cancels_after_bound_and_reschedules() -> None:
+    """When an export outlives the drain bound, it is cancelled and its task is SCHEDULED."""
+    scheduler, store, provider, clock = start()
+    task_id = add_task(scheduler, store, clock)
+    clock.advance(0)
+    fired: list[object] = []
+    scheduler.stopService().addBoth(fired.append)
+    clock.advance(10)
+    assert provider.calls[0].cancellation.cancelled
+    provider.calls[0].deferred.callback(
+        outcome(TaskStatus.CANCELED, instance("1", InstanceStatus.COMPLETED))
+    )
+    assert fired == [None]
+    task = get_task(store, task_id)
+    assert (task.status, task.failures) == (TaskStatus.SCHEDULED, 0)
+    assert result_of(store.delivered(task_id)) == frozenset({"1"})
+
+
+def test_stop_aborts_exports_that_ignore_cancellation() -> None:
+    """When an export ignores cancellation, its Deferred is cancelled and the task SCHEDULED."""
+    scheduler, store, _provider, clock = start()
+    task_id = add_task(scheduler, store, clock)
+    clock.advance(0)
+    fired: list[object] = []
+    scheduler.stopService().addBoth(fired.append)
+    clock.advance(10)
+    assert fired == []
+    clock.advance(5)
+    assert fired == [None]
+    assert get_task(store, task_id).status == TaskStatus.SCHEDULED
+
+
+def test_queue_service_closes_store_after_drain() -> None:
+    """When the queue service stops, the store closes only after running exports finish."""
+    from stowpair.queue.service import QueueService
+
+    clock = clock_at()
+    store = memory_store(clock)
+    provider = FakeProvider()
+    scheduler = ExportScheduler(make_config(), store, {"stow": provider}, clock)
+    add_task(None, store, clock)
+    service = QueueService(store, scheduler)
+    service.startService()
+    stopped: list[object] = []
+    service.stopService().addBoth(stopped.append)
+    assert store._db is not None and stopped == []
+    provider.calls[0].deferred.callback(outcome(TaskStatus.COMPLETED))
+    assert store._db is None and stopped == [None]
