@@ -17,7 +17,13 @@ from typing import IO
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IConsumer
-from twisted.internet.task import CooperativeTask, Cooperator, TaskFinished, TaskStopped
+from twisted.internet.task import (
+    CooperativeTask,
+    Cooperator,
+    NotPaused,
+    TaskFinished,
+    TaskStopped,
+)
 from twisted.python.failure import Failure
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
@@ -142,7 +148,7 @@ class MultipartRelatedProducer:
         if self._task is not None:
             try:
                 self._task.resume()
-            except TaskFinished:
+            except (TaskFinished, NotPaused):
                 pass
 
     def stopProducing(self) -> None:
