@@ -83,7 +83,7 @@ async def test_concurrency_bounds_in_flight(tmp_path: Path, sink: Sink, run_expo
 
 @pytest_twisted.ensureDeferred
 async def test_failures_warnings_missing(tmp_path: Path, sink: Sink, run_export: Run) -> None:
-    """When one fails, one is forgotten and one file is missing, the outcome is FAILED with reasons."""
+    """When one fails, one is unlisted and one file is missing, the outcome is FAILED."""
     records = make_study(tmp_path / "s", 4)
     records[3].path.unlink()
     sink.behave(fail={records[0].sop_instance_uid: 0xA700}, forget={records[1].sop_instance_uid})
@@ -109,7 +109,7 @@ async def test_warning_reason_gives_completed(tmp_path: Path, sink: Sink, run_ex
 
 @pytest_twisted.ensureDeferred
 async def test_503_retry_after(tmp_path: Path, sink: Sink, run_export: Run) -> None:
-    """When the server answers 503 with Retry-After, instances fail retryable and retry_after is set."""
+    """When the server answers 503 with Retry-After, instances fail retryable with retry_after."""
     records = make_study(tmp_path / "s", 2)
     sink.behave(status=503, headers={"Retry-After": "30"}, body=b"maintenance")
     outcome = await run_export(records, [webapp(sink.url)])
@@ -167,7 +167,7 @@ async def test_unknown_webapp_and_service_class(
 
 @pytest_twisted.ensureDeferred
 async def test_transfer_syntax_not_allowed(tmp_path: Path, sink: Sink, run_export: Run) -> None:
-    """When transfer-syntax lists only another compressed syntax, the instance fails without sending."""
+    """When transfer-syntax lists only another compressed syntax, the instance fails unsent."""
     records = make_study(tmp_path / "s", 1)
     outcome = await run_export(
         records, [webapp(sink.url, transfer_syntax=("1.2.840.10008.1.2.4.70",))]

@@ -166,7 +166,7 @@ CASES = [
 def test_reconcile(
     ans: HTTPAnswer, expected: dict[str, tuple[S, int | None, bool]], text: str
 ) -> None:
-    """When an answer arrives, each instance gets the status, code, retryability and reason expected."""
+    """When an answer arrives, each instance gets the expected status, code, retry and reason."""
     verdicts = reconcile([A, B], ans)
     assert {uid: (v.status, v.reason_code, v.retryable) for uid, v in verdicts.items()} == expected
     assert any(text in v.reason for v in verdicts.values())
