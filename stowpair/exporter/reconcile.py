@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
-from stowpair.exporter._response_compat import (
+from stowpair.dicom.response import (
     ResponseParseError,
     StoreResponse,
     parse_json,
