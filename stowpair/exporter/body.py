@@ -41,15 +41,13 @@ class BodyPart:
     size: int
 
 
-def part_header(boundary: bytes, transfer_syntax: str) -> bytes:
-    """The delimiter line and part headers that precede one file."""
-    return (
-        b"--"
-        + boundary
-        + b"\r\nContent-Type: application/dicom; transfer-syntax="
-        + transfer_syntax.encode("ascii")
-        + b"\r\n\r\n"
-    )
+def part_header(boundary: bytes, transfer_syntax: str | None) -> bytes:
+    """The delimiter line and part headers that precede one file (PS3.18 §8.7.3.5.2:
+    ``transfer-syntax`` parameter; None leaves it out, for peers that ignore such parts)."""
+    ctype = b"application/dicom"
+    if transfer_syntax is not None:
+        ctype += b"; transfer-syntax=" + transfer_syntax.encode("ascii")
+    return b"--" + boundary + b"\r\nContent-Type: " + ctype + b"\r\n\r\n"
 
 
 @implementer(IBodyProducer)
@@ -73,8 +71,10 @@ class MultipartRelatedProducer:
         chunk_size: int = CHUNK_SIZE,
         boundary: str | None = None,
         on_progress: Callable[[int], None] | None = None,
+        transfer_syntax_parameter: bool = True,
     ) -> None:
         self.parts = tuple(parts)
+        self._ts_param = transfer_syntax_parameter
         self.boundary = (boundary or uuid.uuid4().hex).encode("ascii")
         self._cooperator = cooperator
         self._chunk_size = chunk_size
@@ -92,7 +92,10 @@ class MultipartRelatedProducer:
 
     def part_length(self, part: BodyPart) -> int:
         """Bytes one part occupies on the wire (header, file, CRLF)."""
-        return len(part_header(self.boundary, part.transfer_syntax)) + part.size + 2
+        return len(self._header(part)) + part.size + 2
+
+    def _header(self, part: BodyPart) -> bytes:
+        return part_header(self.boundary, part.transfer_syntax if self._ts_param else None)
 
     def _write(self, consumer: IConsumer, data: bytes) -> None:
         consumer.write(data)
@@ -102,7 +105,7 @@ class MultipartRelatedProducer:
 
     def _steps(self, consumer: IConsumer) -> Iterator[None]:
         for part in self.parts:
-            self._write(consumer, part_header(self.boundary, part.transfer_syntax))
+            self._write(consumer, self._header(part))
             yield None
             sent = 0
             with part.path.open("rb") as self._file:

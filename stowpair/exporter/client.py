@@ -158,6 +158,8 @@ class StowClient:
             scheduler=lambda f: reactor.callLater(0, f), started=True
         )
         self.idle_timeout = idle_timeout_of(webapp)
+        #: Cleared when the peer proved to ignore parts carrying the parameter.
+        self.transfer_syntax_parameter = True
 
     def producer(
         self, parts: Sequence[BodyPart], on_progress: Callable[[int], None] | None = None
@@ -167,6 +169,7 @@ class StowClient:
             self.cooperator,
             chunked=self.webapp.properties.chunked,
             on_progress=on_progress,
+            transfer_syntax_parameter=self.transfer_syntax_parameter,
         )
 
     def post(self, parts: Sequence[BodyPart], headers: Mapping[bytes, bytes]) -> Deferred[Any]:

@@ -109,6 +109,19 @@ def retry_after(answer: HTTPAnswer, now: float) -> float | None:
         return None
 
 
+def acknowledges_nothing(answer: HTTPAnswer) -> bool:
+    """A 2xx Store Instances Response with neither references nor failures: what
+    Orthanc 1.10 / DICOMweb 1.7 answers when it skipped every part because their
+    Content-Type carries a ``transfer-syntax`` parameter (verified, docs/exporter.md)."""
+    if not 200 <= answer.status < 300:
+        return False
+    try:
+        response = parse_answer(answer)
+    except ResponseParseError:
+        return False
+    return not (response.referenced or response.failed or response.other_failures)
+
+
 def _all(sop_uids: Sequence[str], verdict: Verdict) -> dict[str, Verdict]:
     return {uid: verdict for uid in sop_uids}
 

@@ -17,7 +17,7 @@ from stowpair.exporter.body import BodyPart
 from stowpair.exporter.client import HTTPAnswer, StowClient
 from stowpair.exporter.errors import describe
 from stowpair.exporter.outcome import InstanceOutcome, InstanceStatus
-from stowpair.exporter.reconcile import Verdict, reconcile, retry_after
+from stowpair.exporter.reconcile import Verdict, acknowledges_nothing, reconcile, retry_after
 from stowpair.logs import register_events
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ register_events(
             "failed", "reason", "elapsed",
         ),
         "exporter.request.split": ("webapp", "url", "instances", "bytes"),
+        "exporter.peer.transfer_syntax_ignored": ("webapp", "url"),
         "exporter.instance.failed": (
             "webapp", "study_uid", "series_uid", "sop_uid", "reason", "reason_code",
             "http_status", "retryable",
@@ -207,6 +208,7 @@ class Attempt:
         started = self._reactor.seconds()
         url = self.client.webapp.studies_url
         total = sum(p.part.size for p in prepared)
+        with_parameter = self.client.transfer_syntax_parameter
         try:
             answer, _ = await self.client.post([p.part for p in prepared], self._headers)
         except Exception as e:
@@ -227,7 +229,23 @@ class Attempt:
             await self._post(prepared[:half])
             await self._post(prepared[half:])
             return
+        if with_parameter and acknowledges_nothing(answer):
+            if self.client.transfer_syntax_parameter:
+                self._drop_transfer_syntax_parameter(url)
+            await self._post(prepared)
+            return
         self._finish(prepared, self._verdicts(prepared, answer), None, answer.status, started)
+
+    def _drop_transfer_syntax_parameter(self, url: str) -> None:
+        """Fall back to bare ``application/dicom`` parts for this web app (sticky)."""
+        self.client.transfer_syntax_parameter = False
+        self.log.warn(
+            "{url} acknowledged none of the parts: it ignores parts whose Content-Type "
+            "carries transfer-syntax (Orthanc DICOMweb 1.7 does); re-sending without it",
+            event="exporter.peer.transfer_syntax_ignored",
+            webapp=self.client.webapp.name,
+            url=url,
+        )
 
     def _verdicts(self, prepared: list[_Prepared], answer: HTTPAnswer) -> dict[str, Verdict]:
         if answer.status == 413:

@@ -194,6 +194,8 @@ class StowSink(Resource):
         refs, fails = [], []
         for head, content in parts:
             self.log.part_headers.append(head)
+            if self.behaviour.get("ignore_ts_param") and b"transfer-syntax" in head:
+                continue  # as Orthanc DICOMweb 1.7 does
             ds = dcmread(io.BytesIO(content))
             if ds.SOPInstanceUID in fail:
                 fails.append(failed(ds, fail[ds.SOPInstanceUID]))

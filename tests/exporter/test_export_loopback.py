@@ -207,3 +207,13 @@ async def test_slow_answer_within_timeout(tmp_path: Path, sink: Sink, run_export
         records, [webapp(sink.url, response_timeout=1.0, connect_timeout=1.0)]
     )
     assert outcome.completed == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_peer_ignoring_ts_parameter(tmp_path: Path, sink: Sink, run_export: Run) -> None:
+    """When the peer acknowledges nothing for parts with transfer-syntax, they are re-sent bare."""
+    records = make_study(tmp_path / "s", 3)
+    sink.behave(ignore_ts_param=True)
+    outcome = await run_export(records, [webapp(sink.url, concurrency=2)])
+    assert outcome.completed == 3
+    assert sink.resource.log.part_headers[-1] == b"Content-Type: application/dicom"
