@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.logger import Logger
 
 from stowpair.archive.model import InstanceRecord
-from stowpair.exporter._ts_compat import select
+from stowpair.dicom.transfer_syntax import select
 from stowpair.exporter.body import BodyPart
 from stowpair.exporter.client import HTTPAnswer, StowClient
 from stowpair.exporter.errors import describe

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,9 @@ from pydicom.uid import generate_uid
 from twisted.internet import reactor as _reactor
 
 from stowpair.archive.model import InstanceRecord
+from stowpair.dicom.transcode import Transcoder
 from stowpair.exporter.outcome import Cancellation, ExportRequest, Outcome, TaskStatus
-from stowpair.exporter.stow import StowExporter, Transcoder
+from stowpair.exporter.stow import StowExporter
 from tests.exporter.support import FakeIndex, exporter_for, webapp
 from tests.interop.orthanc import Orthanc, SocatTLSFront, orthanc, skip_unless_peers
 
@@ -56,22 +56,17 @@ def study(folder: Path, compressed: bool | None = None) -> list[InstanceRecord]:
     return records
 
 
-def transcoder() -> Transcoder | None:
-    if importlib.util.find_spec("stowpair.dicom.transcode") is None:
-        return None
-    from stowpair.dicom.transcode import Transcoder as Real  # type: ignore[import-not-found]
-
-    return Real(reactor, 2)  # type: ignore[no-any-return]
-
-
 async def export(records: list[InstanceRecord], url: str, tmp: Path, **props: Any) -> Outcome:
     wa = webapp(url, **props)
-    exp = StowExporter(reactor, FakeIndex(records), {wa.name: wa}, transcoder(), tmp)
+    transcoder = Transcoder(reactor, 2, use_processes=False)
+    transcoder.start()
+    exp = StowExporter(reactor, FakeIndex(records), {wa.name: wa}, transcoder, tmp)
     try:
         request = ExportRequest(exporter_for(), records[0].study_uid)
         return await exp.export(request, Cancellation())
     finally:
         await exp.close()
+        await transcoder.stop()
 
 
 @pytest.fixture
@@ -104,8 +99,6 @@ async def test_batched(tmp_path: Path, peer: Orthanc) -> None:
 @pytest_twisted.ensureDeferred
 async def test_explicit_vr_le(tmp_path: Path, peer: Orthanc, chunked: bool) -> None:
     """When transfer-syntax=ExplicitVRLittleEndian, Orthanc receives only Explicit VR LE."""
-    if transcoder() is None:
-        pytest.skip("stowpair.dicom.transcode (transcode helper) is not merged yet")
     records = study(tmp_path / "s")
     outcome = await export(
         records, peer.stow_url, tmp_path, chunked=chunked, transfer_syntax=(EXPLICIT_VR_LE,)
@@ -114,6 +107,7 @@ async def test_explicit_vr_le(tmp_path: Path, peer: Orthanc, chunked: bool) -> N
     for oid in peer.get("/instances"):
         meta = peer.get(f"/instances/{oid}/metadata?expand")
         assert meta["TransferSyntax"] == EXPLICIT_VR_LE
+    assert not list(tmp_path.glob("stowpair-*.dcm")), "temp files left behind"
 
 
 @pytest.mark.parametrize(
