@@ -31,6 +31,7 @@ register_events(
         ),
         "exporter.request.split": ("webapp", "url", "instances", "bytes"),
         "exporter.peer.transfer_syntax_ignored": ("webapp", "url"),
+        "exporter.bug": (),
         "exporter.instance.failed": (
             "webapp", "study_uid", "series_uid", "sop_uid", "reason", "reason_code",
             "http_status", "retryable",
