@@ -1,0 +1,88 @@
+"""Transport failures (connect, TLS, timeouts, dropped connections) in plain words.
+
+Twisted wraps the real cause in ``ResponseNeverReceived`` / ``RequestTransmissionFailed``
+/ ``ResponseFailed`` (each holding a list of Failures); we dig the root cause out so that
+the instance reason says "hostname mismatch" or "unknown CA", not "ResponseNeverReceived".
+"""
+
+from __future__ import annotations
+
+from OpenSSL import SSL
+from service_identity import VerificationError
+from twisted.internet import error as ierror
+from twisted.internet.defer import CancelledError
+from twisted.python.failure import Failure
+from twisted.web._newclient import (
+    RequestGenerationFailed,
+    RequestTransmissionFailed,
+    ResponseFailed,
+    ResponseNeverReceived,
+)
+
+from stowpair.exporter.client import IdleTimeout
+
+_WRAPPERS = (ResponseNeverReceived, RequestTransmissionFailed, ResponseFailed,
+             RequestGenerationFailed)  # fmt: skip
+
+
+def root_causes(exc: BaseException) -> list[BaseException]:
+    """The innermost exceptions inside Twisted's wrapper exceptions."""
+    if isinstance(exc, _WRAPPERS):
+        found: list[BaseException] = []
+        for reason in exc.reasons:
+            inner = reason.value if isinstance(reason, Failure) else reason
+            if isinstance(inner, BaseException):
+                found.extend(root_causes(inner))
+        return found or [exc]
+    return [exc]
+
+
+def _pick(causes: list[BaseException]) -> BaseException:
+    """The most telling cause: TLS errors first, then anything but a plain close."""
+    for kind in (VerificationError, SSL.Error, OSError, ierror.ConnectError):
+        for cause in causes:
+            if isinstance(cause, kind) and not isinstance(cause, ierror.ConnectionDone):
+                return cause
+    return causes[0]
+
+
+def _ssl_text(exc: SSL.Error) -> str:
+    parts = []
+    for item in exc.args[0] if exc.args and isinstance(exc.args[0], list) else []:
+        if isinstance(item, tuple) and item:
+            parts.append(str(item[-1]))
+    detail = "; ".join(p for p in parts if p) or str(exc)
+    hint = ""
+    if "certificate verify failed" in detail:
+        hint = (
+            " (server certificate not issued by a trusted CA: set ca-file to the server's "
+            "CA, or disable-trust-manager=true only for testing)"
+        )
+    return f"TLS handshake failed: {detail}{hint}"
+
+
+def describe(exc: BaseException, url: str) -> tuple[str, bool]:
+    """A one-sentence reason for a failed request, and whether a retry may help."""
+    if isinstance(exc, IdleTimeout):
+        return f"{exc} while talking to {url}", True
+    cause = _pick(root_causes(exc))
+    if isinstance(cause, VerificationError):
+        names = "; ".join(str(e) for e in getattr(cause, "errors", [])) or str(cause)
+        return (
+            f"TLS hostname mismatch: the certificate of {url} does not name this host "
+            f"({names}); fix the URL or set allow-any-hostname=true",
+            False,
+        )
+    if isinstance(cause, SSL.Error):
+        return f"{_ssl_text(cause)} connecting to {url}", False
+    if isinstance(cause, ierror.ConnectionRefusedError):
+        return f"connection refused by {url}", True
+    if isinstance(cause, ierror.DNSLookupError):
+        return f"cannot resolve the host of {url}", True
+    if isinstance(cause, ierror.TimeoutError | CancelledError):
+        return f"connect to {url} timed out (connect-timeout)", True
+    if isinstance(cause, ierror.ConnectionLost | ierror.ConnectionDone):
+        return f"connection to {url} closed before the answer was complete", True
+    if isinstance(cause, OSError) and not isinstance(cause, ierror.ConnectError):
+        return f"cannot send: {cause}", True
+    return f"request to {url} failed: {type(cause).__name__}: {cause}", True

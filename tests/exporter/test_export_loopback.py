@@ -1,0 +1,219 @@
+"""StowExporter against a STOW-RS sink on a real loopback socket."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+
+from stowpair.exporter.outcome import Cancellation, ExportError, InstanceStatus, TaskStatus
+from tests.exporter.conftest import Run, Sink
+from tests.exporter.support import make_study, webapp
+
+
+@pytest_twisted.ensureDeferred
+async def test_defaults_one_instance_per_request_content_length(
+    tmp_path: Path, sink: Sink, run_export: Run
+) -> None:
+    """When no property is set, each instance goes alone with a Content-Length, and all complete."""
+    records = make_study(tmp_path / "s", 3)
+    outcome = await run_export(records, [webapp(sink.url)])
+    assert outcome.status is TaskStatus.COMPLETED
+    assert outcome.message == f"Export Study[uid={records[0].study_uid}] to sink - completed:3"
+    assert sink.resource.log.parts == [1, 1, 1]
+    for headers, size in zip(sink.resource.log.headers, sink.resource.log.sizes, strict=True):
+        assert headers["content-length"] == [str(size)]
+        assert "transfer-encoding" not in headers
+        assert headers["accept"] == ["application/dicom+json"]
+    assert {r.sop_instance_uid: r.path.read_bytes() for r in records} == sink.resource.log.stored
+    assert all(i.http_status == 200 and i.bytes_sent > 0 for i in outcome.instances)
+
+
+@pytest_twisted.ensureDeferred
+async def test_chunked_sends_transfer_encoding(tmp_path: Path, sink: Sink, run_export: Run) -> None:
+    """When chunked=true, requests use Transfer-Encoding: chunked and still complete."""
+    records = make_study(tmp_path / "s", 2)
+    outcome = await run_export(records, [webapp(sink.url, chunked=True)])
+    assert outcome.completed == 2
+    assert all(h["transfer-encoding"] == ["chunked"] for h in sink.resource.log.headers)
+
+
+@pytest.mark.parametrize(
+    ("count", "bytes_limit", "expected"),
+    [(3, None, [3, 3, 1]), (10, None, [7]), (10, 2, [1] * 7)],
+    ids=["count-3", "count-10", "bytes-limit"],
+)
+@pytest_twisted.ensureDeferred
+async def test_batching(
+    tmp_path: Path,
+    sink: Sink,
+    run_export: Run,
+    count: int,
+    bytes_limit: int | None,
+    expected: list[int],
+) -> None:
+    """When max-instances-per-request / max-request-bytes are set, requests group accordingly."""
+    records = make_study(tmp_path / "s", 7)
+    wa = webapp(sink.url, max_instances_per_request=count, max_request_bytes=bytes_limit)
+    outcome = await run_export(records, [wa])
+    assert outcome.completed == 7
+    assert sink.resource.log.parts == expected
+
+
+@pytest_twisted.ensureDeferred
+async def test_413_halves_batch(tmp_path: Path, sink: Sink, run_export: Run) -> None:
+    """When the server answers 413 to big batches, the batch is halved until accepted."""
+    records = make_study(tmp_path / "s", 8)
+    sink.behave(max_parts=2)
+    outcome = await run_export(records, [webapp(sink.url, max_instances_per_request=8)])
+    assert outcome.completed == 8
+    assert sink.resource.log.parts == [8, 4, 2, 2, 4, 2, 2]
+
+
+@pytest_twisted.ensureDeferred
+async def test_concurrency_bounds_in_flight(tmp_path: Path, sink: Sink, run_export: Run) -> None:
+    """When concurrency=3, at most 3 requests are in flight and more than 1 are."""
+    records = make_study(tmp_path / "s", 9)
+    sink.behave(delay=0.05)
+    outcome = await run_export(records, [webapp(sink.url, concurrency=3)])
+    assert outcome.completed == 9
+    assert sink.resource.log.max_in_flight == 3
+
+
+@pytest_twisted.ensureDeferred
+async def test_failures_warnings_missing(tmp_path: Path, sink: Sink, run_export: Run) -> None:
+    """When one fails, one is unlisted and one file is missing, the outcome is FAILED."""
+    records = make_study(tmp_path / "s", 4)
+    records[3].path.unlink()
+    sink.behave(fail={records[0].sop_instance_uid: 0xA700}, forget={records[1].sop_instance_uid})
+    outcome = await run_export(records, [webapp(sink.url, max_instances_per_request=4)])
+    assert outcome.status is TaskStatus.FAILED
+    assert outcome.message.endswith("completed:1, failed:3, missing:1")
+    by_uid = {i.sop_instance_uid: i for i in outcome.instances}
+    assert by_uid[records[0].sop_instance_uid].reason_code == 0xA700
+    assert by_uid[records[0].sop_instance_uid].retryable
+    assert "not acknowledged" in by_uid[records[1].sop_instance_uid].reason
+    assert by_uid[records[3].sop_instance_uid].status is InstanceStatus.MISSING
+
+
+@pytest_twisted.ensureDeferred
+async def test_warning_reason_gives_completed(tmp_path: Path, sink: Sink, run_export: Run) -> None:
+    """When every instance is stored with WarningReason, the task is COMPLETED with warning:N."""
+    records = make_study(tmp_path / "s", 2)
+    sink.behave(warning=0xB000)
+    outcome = await run_export(records, [webapp(sink.url)])
+    assert outcome.status is TaskStatus.COMPLETED
+    assert outcome.message.endswith("completed:0, warning:2")
+
+
+@pytest_twisted.ensureDeferred
+async def test_503_retry_after(tmp_path: Path, sink: Sink, run_export: Run) -> None:
+    """When the server answers 503 with Retry-After, instances fail retryable with retry_after."""
+    records = make_study(tmp_path / "s", 2)
+    sink.behave(status=503, headers={"Retry-After": "30"}, body=b"maintenance")
+    outcome = await run_export(records, [webapp(sink.url)])
+    assert outcome.status is TaskStatus.WARNING and outcome.failed == 2
+    assert outcome.retry_after == 30.0
+    assert all(i.retryable and i.http_status == 503 for i in outcome.instances)
+
+
+@pytest_twisted.ensureDeferred
+async def test_already_done_not_resent(tmp_path: Path, sink: Sink, run_export: Run) -> None:
+    """When a retry names instances already done, only the others are sent; counts include them."""
+    records = make_study(tmp_path / "s", 3)
+    done = frozenset({records[0].sop_instance_uid})
+    outcome = await run_export(records, [webapp(sink.url)], already_done=done)
+    assert outcome.completed == 3 and len(outcome.instances) == 2
+    assert records[0].sop_instance_uid not in sink.resource.log.stored
+
+
+@pytest_twisted.ensureDeferred
+async def test_cancel_stops_new_requests(tmp_path: Path, sink: Sink, run_export: Run) -> None:
+    """When cancelled before sending, nothing is sent and the outcome is CANCELED."""
+    records = make_study(tmp_path / "s", 3)
+    cancellation = Cancellation()
+    cancellation.cancel()
+    outcome = await run_export(records, [webapp(sink.url)], cancellation=cancellation)
+    assert outcome.status is TaskStatus.CANCELED
+    assert "canceled - remaining:3, completed:0" in outcome.message
+    assert sink.resource.log.parts == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_series_and_unknown_study(tmp_path: Path, sink: Sink, run_export: Run) -> None:
+    """When the study is unknown, the outcome is WARNING "Could not find Study[uid=…]"."""
+    records = make_study(tmp_path / "s", 1)
+    outcome = await run_export(records, [webapp(sink.url)], study="9.9.9")
+    assert (outcome.status, outcome.message) == (
+        TaskStatus.WARNING,
+        "Could not find Study[uid=9.9.9]",
+    )
+
+
+@pytest_twisted.ensureDeferred
+async def test_unknown_webapp_and_service_class(
+    tmp_path: Path, sink: Sink, run_export: Run
+) -> None:
+    """When the web app is unknown or lacks STOW_RS, the export fails with ExportError."""
+    records = make_study(tmp_path / "s", 1)
+    with pytest.raises(ExportError, match="Unknown WebApplication: nope"):
+        await run_export(records, [webapp(sink.url)], name="nope")
+    qido = webapp(sink.url)
+    qido = type(qido)(name="sink", url=sink.url, service_classes=("QIDO_RS",))
+    with pytest.raises(ExportError, match="not configured for STOW_RS"):
+        await run_export(records, [qido])
+
+
+@pytest_twisted.ensureDeferred
+async def test_transfer_syntax_not_allowed(tmp_path: Path, sink: Sink, run_export: Run) -> None:
+    """When transfer-syntax lists only another compressed syntax, the instance fails unsent."""
+    records = make_study(tmp_path / "s", 1)
+    outcome = await run_export(
+        records, [webapp(sink.url, transfer_syntax=("1.2.840.10008.1.2.4.70",))]
+    )
+    assert outcome.failed == 1 and sink.resource.log.parts == []
+    assert "not in the accepted list" in outcome.instances[0].reason
+
+
+@pytest_twisted.ensureDeferred
+async def test_connection_refused(tmp_path: Path, sink: Sink, run_export: Run) -> None:
+    """When nothing listens, instances fail retryable with "connection refused"."""
+    records = make_study(tmp_path / "s", 1)
+    port = sink.port.getHost().port
+    await sink.port.stopListening()
+    outcome = await run_export(records, [webapp(f"http://127.0.0.1:{port}/x")])
+    assert outcome.failed == 1 and outcome.instances[0].retryable
+    assert "connection refused" in outcome.instances[0].reason
+
+
+@pytest_twisted.ensureDeferred
+async def test_response_timeout_is_idle_time(tmp_path: Path, sink: Sink, run_export: Run) -> None:
+    """When the server stays silent past response-timeout, the instance fails with "no progress"."""
+    records = make_study(tmp_path / "s", 1)
+    sink.behave(delay=2.0)
+    outcome = await run_export(records, [webapp(sink.url, response_timeout=0.3)])
+    assert outcome.failed == 1
+    assert "no progress for 0.3 s" in outcome.instances[0].reason
+    assert outcome.instances[0].elapsed < 1.5
+
+
+@pytest_twisted.ensureDeferred
+async def test_slow_answer_within_timeout(tmp_path: Path, sink: Sink, run_export: Run) -> None:
+    """When the server answers before response-timeout, the instance completes."""
+    records = make_study(tmp_path / "s", 1)
+    sink.behave(delay=0.2)
+    outcome = await run_export(
+        records, [webapp(sink.url, response_timeout=1.0, connect_timeout=1.0)]
+    )
+    assert outcome.completed == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_peer_ignoring_ts_parameter(tmp_path: Path, sink: Sink, run_export: Run) -> None:
+    """When the peer acknowledges nothing for parts with transfer-syntax, they are re-sent bare."""
+    records = make_study(tmp_path / "s", 3)
+    sink.behave(ignore_ts_param=True)
+    outcome = await run_export(records, [webapp(sink.url, concurrency=2)])
+    assert outcome.completed == 3
+    assert sink.resource.log.part_headers[-1] == b"Content-Type: application/dicom"
