@@ -10,7 +10,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 # Each entry: module path with a ``register(subparsers)`` function. Subsystems add
 # their commands here; keep imports lazy so `stowpair --help` stays fast.
-COMMAND_MODULES: tuple[str, ...] = ("stowpair.config.commands",)
+COMMAND_MODULES: tuple[str, ...] = ("stowpair.config.commands", "stowpair.archive.commands")
 
 
 def build_parser() -> argparse.ArgumentParser:

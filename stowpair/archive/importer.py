@@ -18,6 +18,7 @@ from twisted.internet.defer import DeferredList, ensureDeferred
 from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from stowpair.archive.model import InstanceIndex, InstanceRecord
@@ -145,9 +146,9 @@ class Importer:
         workers = [ensureDeferred(self._worker(files)) for _ in range(self.parallel)]
         results = await DeferredList(workers, consumeErrors=True)
         await self._flush()
-        for ok, failure in results:
-            if not ok:
-                failure.raiseException()
+        for _ok, value in results:
+            if isinstance(value, Failure):  # a bug or the index failing, not a bad file
+                value.raiseException()
         self.summary.seconds = self.clock.seconds() - start
         self._log_done()
         return self.summary
@@ -164,7 +165,7 @@ class Importer:
                 _ingest_file,
                 item,
                 self.storage,
-                self.fsync,  # type: ignore[arg-type]
+                self.fsync,
             )
             if isinstance(result, str):
                 self._skip(item, result)
@@ -184,7 +185,10 @@ class Importer:
     def _skip(self, path: Path, reason: str) -> None:
         self.summary.skipped.append((path, reason))
         log.info(
-            "Skipped {path}: {reason}", event="archive.import.skipped", path=str(path), reason=reason
+            "Skipped {path}: {reason}",
+            event="archive.import.skipped",
+            path=str(path),
+            reason=reason,
         )
 
     async def _flush(self) -> None:

@@ -133,7 +133,7 @@ class SQLiteIndex:
     def _run(self, fn: Callable[..., T], *args: Any) -> Deferred[T]:
         if self._closed:
             raise RuntimeError(f"the archive index {self.database} is closed")
-        return deferToThreadPool(self._reactor, self._pool, fn, *args)  # type: ignore[arg-type]
+        return deferToThreadPool(self._reactor, self._pool, fn, *args)
 
     # -- worker thread only ------------------------------------------------------------
 
@@ -274,4 +274,3 @@ class SQLiteIndex:
 
         d.addBoth(stop)
         return d.addCallback(lambda _: None)
-

@@ -16,7 +16,6 @@ import re
 import shutil
 import struct
 import tempfile
-import zlib
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -104,33 +103,95 @@ def instance_path(storage: Path, study_uid: str, series_uid: str, sop_uid: str) 
 
 
 class _TruncationCheck:
-    """A ``stop_when`` callback for pydicom that stops at Pixel Data and notices
-    top-level elements whose declared length runs past the end of the file."""
+    """A ``stop_when`` callback for pydicom that stops at Pixel Data and notices a file
+    cut short in the header: pydicom itself stops quietly at the end of the file.
 
-    def __init__(self, fp: BinaryIO, size: int, enabled: bool = True) -> None:
+    Called once per top-level element, positioned at its value. A defined length must fit
+    in the file; an undefined-length sequence must end with its Sequence Delimitation
+    Item (PS3.5 §7.5.2) right before the next element (or the end of the file).
+    """
+
+    def __init__(self, fp: BinaryIO, size: int, little: bool, enabled: bool = True) -> None:
         self.fp = fp
-        self.enabled = enabled
         self.size = size
+        self.endian = "<" if little else ">"
+        self.enabled = enabled
         self.problem = ""
         self.at_pixels = False
+        self.open_sequence: tuple[int, int] | None = None  # (tag, value position)
+        self.end = 0  # where the last defined-length element ends
 
     def __call__(self, tag: BaseTag, vr: str | None, length: int) -> bool:
         if not self.enabled:
             return False
         position = self.fp.tell()
-        if length != _UNDEFINED and position + length > self.size:
+        if self.open_sequence is not None:
+            header_starts = (position - 8, position - 12)
+            if not any(self._delimiter_before(h) for h in header_starts):
+                self._sequence_problem()
+                return True
+            self.open_sequence = None
+        if length == _UNDEFINED and tag != _PIXEL_DATA:
+            self.open_sequence = (int(tag), position)
+        elif length != _UNDEFINED and position + length > self.size:
             self.problem = (
                 f"truncated: element ({tag >> 16:04X},{tag & 0xFFFF:04X}) at byte {position} "
                 f"declares {length} bytes but the file ends at byte {self.size}"
             )
             return True
+        elif length != _UNDEFINED:
+            self.end = position + length
         if tag == _PIXEL_DATA:
             self.at_pixels = True
             return True
         return False
 
+    def finish(self) -> None:
+        """After pydicom returns: a sequence still open must end at the end of the file."""
+        if not self.enabled or self.at_pixels or self.problem:
+            return
+        if self.open_sequence is not None:
+            if not self._delimiter_before(self.size):
+                self._sequence_problem()
+        elif self.end and self.end < self.size:
+            self.problem = (
+                f"truncated: an incomplete element header at byte {self.end} "
+                f"(the file ends at byte {self.size})"
+            )
 
-_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+    def _delimiter_before(self, offset: int) -> bool:
+        if offset < 8:
+            return False
+        here = self.fp.tell()
+        self.fp.seek(offset - 8)
+        tail = self.fp.read(8)
+        self.fp.seek(here)
+        return tail == struct.pack(self.endian + "HHL", 0xFFFE, 0xE0DD, 0)
+
+    def _sequence_problem(self) -> None:
+        assert self.open_sequence is not None
+        tag, position = self.open_sequence
+        self.problem = (
+            f"truncated: sequence ({tag >> 16:04X},{tag & 0xFFFF:04X}) at byte {position} "
+            f"has no Sequence Delimitation Item before byte {self.size}"
+        )
+
+
+_LONG_VRS = {
+    b"OB",
+    b"OD",
+    b"OF",
+    b"OL",
+    b"OV",
+    b"OW",
+    b"SQ",
+    b"SV",
+    b"UC",
+    b"UN",
+    b"UR",
+    b"UT",
+    b"UV",
+}
 
 
 def _check_tail(fp: BinaryIO, size: int, little: bool, implicit: bool) -> str:
@@ -143,7 +204,7 @@ def _check_tail(fp: BinaryIO, size: int, little: bool, implicit: bool) -> str:
     while (start := fp.tell()) < size:
         head = fp.read(8)
         if len(head) < 8:
-            return f"truncated: element header at byte {start} is incomplete (file ends at byte {size})"
+            return f"truncated: element header at byte {start} is incomplete (file ends at {size})"
         group, element = struct.unpack(endian + "HH", head[:4])
         vr = head[4:6]
         if implicit or not (b"AA" <= vr <= b"ZZ"):  # pydicom tolerates implicit inside explicit
@@ -209,14 +270,19 @@ def read_header(path: Path) -> InstanceHeader:
                     )
                 # A deflated dataset is parsed from an inflated copy, so file offsets
                 # mean nothing there; zlib itself reports a truncated stream.
-                check = _TruncationCheck(fp, size, enabled=ts != _DEFLATED)
+                check = _TruncationCheck(fp, size, ts != _BIG_ENDIAN, enabled=ts != _DEFLATED)
                 ds = read_partial(fp, stop_when=check, force=False)
+                check.finish()
             except InvalidDicomError:
                 raise NotStorable(
                     "not a DICOM Part 10 file (no 'DICM' prefix after the 128-byte preamble)"
                 ) from None
-            except (EOFError, zlib.error, struct.error, ValueError, KeyError, TypeError) as e:
-                raise NotStorable(f"unreadable DICOM: {e}") from None
+            except NotStorable:
+                raise
+            except OSError:
+                raise
+            except Exception as e:  # pydicom raises many kinds on malformed input
+                raise NotStorable(f"unreadable DICOM: {type(e).__name__}: {e}"[:300]) from None
             if check.problem:
                 raise NotStorable(check.problem)
             if check.at_pixels:
@@ -233,8 +299,10 @@ def _header_from(ds: object, ts: str) -> InstanceHeader:
         value = getattr(ds, keyword, "")
         return "" if value is None else str(value).strip()
 
-    sop_class = get("SOPClassUID") or get("MediaStorageSOPClassUID")
-    if sop_class == "1.2.840.10008.1.3.10":
+    meta = getattr(ds, "file_meta", None)
+    media_class = str(getattr(meta, "MediaStorageSOPClassUID", "") or "")
+    sop_class = get("SOPClassUID") or media_class
+    if sop_class == "1.2.840.10008.1.3.10":  # Media Storage Directory Storage (PS3.10 §8)
         raise NotStorable("a DICOMDIR (Media Storage Directory), not an instance")
     missing = [
         k
