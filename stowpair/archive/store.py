@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import filecmp
 import os
-import re
 import shutil
 import struct
 import tempfile
@@ -21,22 +20,27 @@ from enum import Enum
 from pathlib import Path
 from typing import BinaryIO
 
+from pydicom.dataset import FileMetaDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filebase import DicomFileLike
 from pydicom.filereader import read_file_meta_info, read_partial
+from pydicom.filewriter import write_file_meta_info
 from pydicom.tag import BaseTag
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 
 from stowpair.archive.model import InstanceRecord
+from stowpair.dicom.uids import is_valid_uid
 from stowpair.fsutil import place_atomically
 
 _PIXEL_DATA = 0x7FE00010
 _ITEM = 0xFFFEE000
 _SEQUENCE_DELIMITER = 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
-# PS3.5 §6.2: UID components are digits without a leading zero (except "0" itself).
-_UID_RE = re.compile(r"(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))*\Z")
 _DEFLATED = "1.2.840.10008.1.2.1.99"
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
 _IMPLICIT = "1.2.840.10008.1.2"
+#: (0002,0012) of files we write.
+IMPLEMENTATION_CLASS_UID = PYDICOM_IMPLEMENTATION_UID
 
 
 def valid_uid(uid: str) -> bool:
@@ -44,9 +48,9 @@ def valid_uid(uid: str) -> bool:
     digits and dots, no empty component, no leading zero in a multi-digit component.
 
     Only UIDs passing this check ever name a file, so a UID cannot escape the storage
-    folder (no ``/``, no ``..``).
+    folder (no ``/``, no ``..``). The rule lives in :mod:`stowpair.dicom.uids`.
     """
-    return 0 < len(uid) <= 64 and _UID_RE.match(uid) is not None
+    return is_valid_uid(uid)
 
 
 class NotStorable(Exception):
@@ -364,3 +368,39 @@ def _same_file(a: Path, b: Path) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return False
+
+
+def has_part10_prefix(path: Path) -> bool:
+    """True when ``path`` starts with the 128-byte preamble and ``DICM`` (PS3.10 §7.1)."""
+    with path.open("rb") as f:
+        return f.read(132)[128:132] == b"DICM"
+
+
+def wrap_as_part10(
+    bare: Path, sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: str
+) -> Path:
+    """Write a PS3.10 file (preamble, ``DICM``, File Meta Information) holding the bare
+    data set in ``bare``, next to it; return the new temp file (``bare`` is left alone).
+
+    STOW-RS allows a part without File Meta, its encoding named by the ``transfer-syntax``
+    parameter (PS3.18 §8.7.3.5.2); the archive keeps only Part 10 files so that
+    ``stowpair import`` and every DICOM tool can read them back.
+    """
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID(sop_class_uid)
+    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
+    meta.TransferSyntaxUID = UID(transfer_syntax_uid)
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = "STOWPAIR"
+    fd, name = tempfile.mkstemp(dir=bare.parent, prefix=".", suffix=".part")
+    out_path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as raw, bare.open("rb") as src:
+            out = DicomFileLike(raw)
+            out.write(b"\0" * 128 + b"DICM")
+            write_file_meta_info(out, meta, enforce_standard=True)
+            shutil.copyfileobj(src, raw, 1 << 20)
+    except BaseException:
+        out_path.unlink(missing_ok=True)
+        raise
+    return out_path
