@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -72,10 +71,17 @@ async def test_curl_chunked_quoted_boundary(tmp_path: Path) -> None:
     body.write_bytes(multipart([encode(make_dataset()) for _ in range(3)], boundary="b 1"))
     async with Server(tmp_path) as s:
         code, head, out = await curl(
-            "-X", "POST", f"http://127.0.0.1:{s.port}/stowrs/studies",
-            "-H", 'Content-Type: multipart/related; type="application/dicom"; boundary="b 1"',
-            "-H", "Transfer-Encoding: chunked", "-H", "Expect: 100-continue",
-            "--data-binary", f"@{body}",
+            "-X",
+            "POST",
+            f"http://127.0.0.1:{s.port}/stowrs/studies",
+            "-H",
+            'Content-Type: multipart/related; type="application/dicom"; boundary="b 1"',
+            "-H",
+            "Transfer-Encoding: chunked",
+            "-H",
+            "Expect: 100-continue",
+            "--data-binary",
+            f"@{body}",
         )
         assert code == 0 and head.startswith("HTTP/1.1 200"), head
         assert len(parse_json(out).referenced) == 3 and len(s.files()) == 3
@@ -89,9 +95,15 @@ async def test_declared_too_large_refused_before_body(tmp_path: Path) -> None:
     body.write_bytes(multipart([encode(make_dataset())]))
     async with Server(tmp_path, max_request_size=1000) as s:
         code, head, out = await curl(
-            "-X", "POST", f"http://127.0.0.1:{s.port}/stowrs/studies",
-            "-H", f"Content-Type: {content_type()}", "-H", "Expect: 100-continue",
-            "--data-binary", f"@{body}",
+            "-X",
+            "POST",
+            f"http://127.0.0.1:{s.port}/stowrs/studies",
+            "-H",
+            f"Content-Type: {content_type()}",
+            "-H",
+            "Expect: 100-continue",
+            "--data-binary",
+            f"@{body}",
         )
         assert head.startswith("HTTP/1.1 413"), head
         assert b"max-request-size" in out and s.files() == []
@@ -105,9 +117,15 @@ async def test_chunked_too_large_aborted(tmp_path: Path) -> None:
     body.write_bytes(multipart([encode(make_dataset()) for _ in range(20)]))
     async with Server(tmp_path, max_request_size=100_000) as s:
         code, head, _ = await curl(
-            "-X", "POST", f"http://127.0.0.1:{s.port}/stowrs/studies",
-            "-H", f"Content-Type: {content_type()}", "-H", "Transfer-Encoding: chunked",
-            "--data-binary", f"@{body}",
+            "-X",
+            "POST",
+            f"http://127.0.0.1:{s.port}/stowrs/studies",
+            "-H",
+            f"Content-Type: {content_type()}",
+            "-H",
+            "Transfer-Encoding: chunked",
+            "--data-binary",
+            f"@{body}",
         )
         assert head.startswith("HTTP/1.1 413"), head
         assert len(s.files()) < 20
@@ -129,8 +147,9 @@ async def test_dicomweb_client_store_instances(tmp_path: Path) -> None:
 
 
 @needs_curl
-@pytest.mark.parametrize(("client_cert", "ok"), [(True, True), (False, False)],
-                         ids=["client-cert", "no-client-cert"])
+@pytest.mark.parametrize(
+    ("client_cert", "ok"), [(True, True), (False, False)], ids=["client-cert", "no-client-cert"]
+)
 @pytest_twisted.ensureDeferred
 async def test_tls_with_client_certificates(tmp_path: Path, client_cert: bool, ok: bool) -> None:
     """When --tls-ca is given, only clients with a certificate from that CA get in."""
@@ -142,16 +161,27 @@ async def test_tls_with_client_certificates(tmp_path: Path, client_cert: bool, o
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
     client = ca.issue_cert("client@example")
     client.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "client.pem"))
-    endpoint = listen_endpoint(reactor, "127.0.0.1", 0, {
-        "tls-cert": str(tmp_path / "server.pem"), "tls-ca": str(tmp_path / "ca.pem")})
+    endpoint = listen_endpoint(
+        reactor,
+        "127.0.0.1",
+        0,
+        {"tls-cert": str(tmp_path / "server.pem"), "tls-ca": str(tmp_path / "ca.pem")},
+    )
     body = tmp_path / "body.bin"
     body.write_bytes(multipart([encode(make_dataset())]))
     async with Server(tmp_path, endpoint=endpoint) as s:
         extra = ["--cert", str(tmp_path / "client.pem")] if client_cert else []
         code, head, out = await curl(
-            "--cacert", str(tmp_path / "ca.pem"), *extra, "-X", "POST",
+            "--cacert",
+            str(tmp_path / "ca.pem"),
+            *extra,
+            "-X",
+            "POST",
             f"https://127.0.0.1:{s.port}/stowrs/studies",
-            "-H", f"Content-Type: {content_type()}", "--data-binary", f"@{body}",
+            "-H",
+            f"Content-Type: {content_type()}",
+            "--data-binary",
+            f"@{body}",
         )
         if ok:
             assert head.startswith("HTTP/1.1 200"), head
