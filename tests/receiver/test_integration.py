@@ -54,7 +54,7 @@ async def _stop(service: ReceiverService) -> None:
 async def curl(*args: str) -> tuple[int, str, bytes]:
     """Run curl; return (exit status, response head, body)."""
     assert CURL is not None
-    out, err, code = await getProcessOutputAndValue(
+    out, _err, code = await getProcessOutputAndValue(
         CURL, ("-sS", "-D", "-", *args), env={"PATH": "/usr/bin:/bin"}
     )
     head, _, body = out.partition(b"\r\n\r\n")
@@ -94,7 +94,7 @@ async def test_declared_too_large_refused_before_body(tmp_path: Path) -> None:
     body = tmp_path / "body.bin"
     body.write_bytes(multipart([encode(make_dataset())]))
     async with Server(tmp_path, max_request_size=1000) as s:
-        code, head, out = await curl(
+        _code, head, out = await curl(
             "-X",
             "POST",
             f"http://127.0.0.1:{s.port}/stowrs/studies",
@@ -116,7 +116,7 @@ async def test_chunked_too_large_aborted(tmp_path: Path) -> None:
     body = tmp_path / "body.bin"
     body.write_bytes(multipart([encode(make_dataset()) for _ in range(20)]))
     async with Server(tmp_path, max_request_size=100_000) as s:
-        code, head, _ = await curl(
+        _code, head, _ = await curl(
             "-X",
             "POST",
             f"http://127.0.0.1:{s.port}/stowrs/studies",
