@@ -70,14 +70,14 @@ def _tls_options(cert: str, key: str | None, ca: str | None) -> ssl.CertificateO
     extra = [ssl.Certificate.loadPEM(b).original for b in blocks[1:]]
     kwargs: dict[str, Any] = {}
     if ca:
-        # PS3.18 does not mandate mutual TLS; when a CA is given, client certs are required.
+        # PS3.18 does not mandate mutual TLS; with a trust root twisted verifies the peer
+        # and requires its certificate (requireCertificate defaults to True).
         kwargs["trustRoot"] = ssl.trustRootFromCertificates(
             [
                 ssl.Certificate.loadPEM(b"-----BEGIN CERTIFICATE-----" + b)
                 for b in Path(ca).read_bytes().split(b"-----BEGIN CERTIFICATE-----")[1:]
             ]
         )
-        kwargs["requireCertificate"] = True
     return ssl.CertificateOptions(
         privateKey=leaf.privateKey.original,
         certificate=leaf.original,

@@ -128,6 +128,10 @@ def read_instance_header(path: Path, part_number: int, part_ts: str | None) -> I
         ) from None
     sop_class = _text(ds, "SOPClassUID")
     sop_instance = _text(ds, "SOPInstanceUID")
+    if sop_class is None and sop_instance is None:
+        raise InstanceError(
+            CANNOT_UNDERSTAND, f"{where} is not a DICOM instance: it has no SOP Class/Instance UID"
+        )
     known_class = sop_class if sop_class and is_valid_uid(sop_class) else None
     known_instance = sop_instance if sop_instance and is_valid_uid(sop_instance) else None
     try:

@@ -40,7 +40,7 @@ from stowpair.receiver.http_util import (
     negotiate,
     stow_status,
 )
-from stowpair.receiver.mpr_parser import ContentTypeError, parse_content_type
+from stowpair.receiver.mpr_parser import MAX_BOUNDARY, ContentTypeError, parse_content_type
 from stowpair.receiver.request import EarlyResponse, StreamingRequest
 from stowpair.receiver.settings import ReceiverSettings
 from stowpair.receiver.storage import BlockingRunner, RequestContext, StorageBackend
@@ -224,7 +224,7 @@ class StowResource(Resource):
                 request, 415, f"Content-Type {value!r} is not supported; {supported}"
             )
         boundary = params.get("boundary", "")
-        if not 1 <= len(boundary) <= 70:
+        if not 1 <= len(boundary) <= MAX_BOUNDARY:
             return self._early(
                 request, 400, f"Content-Type {value!r} has no valid boundary parameter"
             )
