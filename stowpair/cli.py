@@ -10,7 +10,11 @@ Handler = Callable[[argparse.Namespace], int]
 
 # Each entry: module path with a ``register(subparsers)`` function. Subsystems add
 # their commands here; keep imports lazy so `stowpair --help` stays fast.
-COMMAND_MODULES: tuple[str, ...] = ("stowpair.config.commands", "stowpair.queue.commands")
+COMMAND_MODULES: tuple[str, ...] = (
+    "stowpair.config.commands",
+    "stowpair.archive.commands",
+    "stowpair.queue.commands",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,8 +19,11 @@ from twisted.web.server import Site
 from stowpair.api.health import HealthResource
 from stowpair.config.errors import ConfigError
 from stowpair.config.loader import load_config
-from stowpair.config.model import Config
+from stowpair.config.model import Config, EmulatorConfig
 from stowpair.logs import JSONLogService
+from stowpair.receiver.endpoints import listen_endpoint, stowrsd_settings
+from stowpair.receiver.service import ReceiverService
+from stowpair.receiver.settings import ReceiverSettings
 
 
 class StowpairOptions(usage.Options):
@@ -105,10 +108,34 @@ def make_stowpair_service(options: StowpairOptions) -> IService:
 
 class StowrsdOptions(usage.Options):
     synopsis = "[options]"
-    longdesc = "A strict STOW-RS origin server, compatible with dcm4che stowrsd's options."
+    longdesc = (
+        "A strict STOW-RS origin server, compatible with dcm4che stowrsd's options"
+        " (-b, -d, --ignore, -u). See docs/stowrsd.md."
+    )
+    optFlags = [
+        ["ignore", None, "Validate and answer, store nothing (dcm4che --ignore)."],
+        ["unpack", "u", "dcm4che layout: <dir>/<YYYYMMDDhhmmss.SSS>/<NNN>.dcm per request."],
+        ["no-fsync", None, "Do not fsync stored files (faster, not crash-safe)."],
+    ]
     optParameters = [
-        ["bind", "b", "127.0.0.1:18080", "Listen address [ip:]port."],
+        ["bind", "b", "127.0.0.1:18080", "Listen address [ip:]port (port 0: any free port)."],
         ["directory", "d", ".", "Storage directory (created if absent)."],
+        ["path", None, "/stowrs", "Service path: POST {path}/studies[/{StudyUID}]."],
+        ["tls-cert", None, None, "PEM server certificate (chain); enables HTTPS."],
+        ["tls-key", None, None, "PEM private key for --tls-cert (default: in the cert file)."],
+        ["tls-ca", None, None, "PEM CA certificates: require client certificates signed by them."],
+        ["bearer-token", None, None, "Require 'Authorization: Bearer T' (env:NAME, file:PATH)."],
+        ["basic-auth", None, None, "Require HTTP Basic USER:PASS (env:NAME, file:PATH)."],
+        ["accept-transfer-syntax", None, "*", "Accepted transfer syntaxes (UIDs/keywords)."],
+        ["max-request-size", None, None, "Largest request body, e.g. 2G (413 beyond)."],
+        ["max-part-size", None, None, "Largest part, e.g. 600M (0xA700 beyond)."],
+        ["fail-rate", None, "0", "Probability that a valid instance fails (fault injection)."],
+        ["fail-reason", None, "0110", "Failure Reason for --fail-rate, hex (e.g. A700, C122)."],
+        ["status", None, None, "Answer whole requests with this HTTP status (fault injection)."],
+        ["status-rate", None, "1", "Probability of --status per request."],
+        ["retry-after", None, "5", "Retry-After seconds sent with an injected 503."],
+        ["delay", None, "0", "Seconds to wait before answering."],
+        ["seed", None, None, "Random seed making injected faults repeatable."],
         ["json-log", None, "var/log/stowrsd.json", "JSON-lines log file; '-' disables it."],
     ]
 
@@ -118,16 +145,46 @@ class StowrsdOptions(usage.Options):
             raise usage.UsageError(
                 f"--bind {self['bind']!r}: expected [ip:]port, e.g. 127.0.0.1:18080"
             )
-        self["host"] = host or "127.0.0.1"
+        self["host"] = host.strip("[]") or "127.0.0.1"
         self["port"] = int(port)
+        if self["ignore"] and self["unpack"]:
+            raise usage.UsageError("--ignore and --unpack exclude each other")
+        try:
+            self["settings"] = stowrsd_settings(self)
+        except ValueError as e:
+            raise usage.UsageError(str(e)) from None
 
 
 def make_stowrsd_service(options: StowrsdOptions) -> IService:
+    from twisted.internet import reactor
+
     top = MultiService()
     if options["json-log"] != "-":
         JSONLogService(Path(options["json-log"])).setServiceParent(top)
-    _Announce("stowrsd", {"bind": f"{options['host']}:{options['port']}"}).setServiceParent(top)
-    root = Resource()
-    root.putChild(b"health", HealthResource())
-    strports.service(_tcp(options["host"], options["port"]), Site(root)).setServiceParent(top)
+    layout = "discard" if options["ignore"] else "unpack" if options["unpack"] else "uid"
+    summary = {
+        "bind": f"{options['host']}:{options['port']}",
+        "layout": layout,
+        "directory": options["directory"],
+        "path": options["settings"].path,
+    }
+    _Announce("stowrsd", summary).setServiceParent(top)
+    endpoint = listen_endpoint(reactor, options["host"], options["port"], options)
+    ReceiverService(
+        reactor,
+        endpoint,
+        options["settings"],
+        Path(options["directory"]),
+        layout,
+        fsync=not options["no-fsync"],
+    ).setServiceParent(top)
     return top
+
+
+def make_emulator_service(cfg: EmulatorConfig, reactor: Any) -> ReceiverService:
+    """The built-in stowrsd emulator for ``twistd -n stowpair`` (config's emulator section)."""
+    endpoint = listen_endpoint(reactor, cfg.listener.host, cfg.listener.port, {})
+    settings = ReceiverSettings(path=cfg.path)
+    return ReceiverService(
+        reactor, endpoint, settings, cfg.directory, cfg.layout, cfg.fsync, role="emulator"
+    )

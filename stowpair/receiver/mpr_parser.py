@@ -21,6 +21,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 CRLF = b"\r\n"
+#: RFC 2046 §5.1.1 allows 1 to 70 characters, but Orthanc's DICOMweb client sends
+#: 73 ("<uuid>-<uuid>"); accept longer ones, still bounded.
+MAX_BOUNDARY = 200
 _LWSP = b" \t"
 
 
@@ -115,9 +118,9 @@ class MultipartParser:
 
     def __init__(self, boundary: str | bytes, limits: Limits | None = None) -> None:
         raw = boundary.encode("latin-1") if isinstance(boundary, str) else boundary
-        if not 1 <= len(raw) <= 70:  # RFC 2046 §5.1.1: 1 to 70 characters
+        if not 1 <= len(raw) <= MAX_BOUNDARY:
             raise MultipartError(
-                f"boundary must be 1 to 70 characters, got {len(raw)}", offset=0, part=0
+                f"boundary must be 1 to {MAX_BOUNDARY} characters, got {len(raw)}", 0, 0
             )
         self.limits = limits or Limits()
         self._dash_boundary = b"--" + raw

@@ -1,0 +1,157 @@
+"""Reading and checking the DICOM header of a received part (blocking: run in a thread).
+
+A part is a PS3.10 file (preamble, ``DICM``, File Meta Information) or a bare data
+set encoded in the transfer syntax named by the part's ``transfer-syntax`` parameter
+(PS3.18 §8.7.3.5.2; when both exist, (0002,0010) wins). Only the header is read
+(stop before Pixel Data, large values deferred), so memory stays small whatever the
+instance size. Every UID is validated before anything derives a file name from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_dataset
+from pydicom.tag import BaseTag
+from pydicom.uid import UID
+
+from stowpair.dicom.uids import InvalidUID, is_valid_uid, validate_uid
+
+#: Failure Reasons (PS3.18 Table I.2-2) used by the receiver.
+CANNOT_UNDERSTAND = 0xC000
+DOES_NOT_MATCH_SOP_CLASS = 0xA900
+TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122
+OUT_OF_RESOURCES = 0xA700
+PROCESSING_FAILURE = 0x0110
+
+_PIXEL_DATA = 0x7FE00010
+_DEFER = 64 * 1024  # values above this stay on disk (bounded memory)
+
+
+@dataclass(frozen=True)
+class InstanceHeader:
+    """What the receiver learned from a part: validated UIDs and the header data set.
+
+    ``dataset`` is the header without Pixel Data (File Meta in ``dataset.file_meta``
+    when present); the archive reads Modality, Patient ID, Study Date from it.
+    """
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    study_uid: str
+    series_uid: str
+    transfer_syntax_uid: str
+    part_number: int
+    size: int
+    dataset: Dataset
+
+
+class InstanceError(Exception):
+    """A part that cannot be stored; ``failure_reason`` is a Table I.2-2 code.
+
+    ``sop_class_uid``/``sop_instance_uid`` are set when they were read and valid, so
+    the failure can be listed in the FailedSOPSequence; otherwise it goes to the
+    Other Failures Sequence.
+    """
+
+    def __init__(
+        self,
+        failure_reason: int,
+        message: str,
+        sop_class_uid: str | None = None,
+        sop_instance_uid: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.failure_reason = failure_reason
+        self.message = message
+        self.sop_class_uid = sop_class_uid
+        self.sop_instance_uid = sop_instance_uid
+
+
+def _stop_at_pixels(tag: BaseTag, vr: str | None, length: int) -> bool:
+    return int(tag) >= _PIXEL_DATA
+
+
+def _read(path: Path, part_ts: str | None) -> tuple[Dataset, str | None]:
+    """Read the header; return it and the transfer syntax from File Meta (or None)."""
+    with path.open("rb") as f:
+        head = f.read(132)
+    if head[128:132] == b"DICM" or part_ts is None:
+        ds: Dataset = pydicom.dcmread(path, stop_before_pixels=True, defer_size=_DEFER, force=True)
+        meta = getattr(ds, "file_meta", None)
+        ts = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
+        if head[128:132] == b"DICM" and ts is None:
+            raise ValueError("the File Meta Information has no Transfer Syntax UID (0002,0010)")
+        if ts is None:  # bare data set, encoding guessed by pydicom
+            ts = "1.2.840.10008.1.2" if ds.is_implicit_VR else "1.2.840.10008.1.2.1"
+        return ds, str(ts)
+    uid = UID(part_ts)
+    if uid.is_deflated or not uid.is_transfer_syntax:
+        raise ValueError(f"a bare data set in transfer syntax {part_ts} cannot be read")
+    with path.open("rb") as f:
+        ds = read_dataset(
+            f,
+            uid.is_implicit_VR,
+            uid.is_little_endian,
+            stop_when=_stop_at_pixels,
+            defer_size=_DEFER,
+        )
+    return ds, part_ts
+
+
+def _text(ds: Dataset, keyword: str) -> Any:
+    value = ds.get(keyword)
+    return str(value).strip() if value is not None else None
+
+
+def read_instance_header(path: Path, part_number: int, part_ts: str | None) -> InstanceHeader:
+    """Read and validate the header of the part stored at ``path``.
+
+    Raises :class:`InstanceError` with 0xC000 when the part is not readable DICOM and
+    0xA900 when a required UID is missing, invalid or contradicts the File Meta.
+    """
+    where = f"part {part_number}"
+    try:
+        ds, ts = _read(path, part_ts)
+    except (InvalidDicomError, ValueError, EOFError, OSError, KeyError, TypeError) as e:
+        raise InstanceError(
+            CANNOT_UNDERSTAND, f"{where} is not a readable DICOM instance: {e}"
+        ) from None
+    except Exception as e:  # pydicom raises a wide range on hostile input
+        raise InstanceError(
+            CANNOT_UNDERSTAND, f"{where} is not a readable DICOM instance: {type(e).__name__}"
+        ) from None
+    sop_class = _text(ds, "SOPClassUID")
+    sop_instance = _text(ds, "SOPInstanceUID")
+    if sop_class is None and sop_instance is None:
+        raise InstanceError(
+            CANNOT_UNDERSTAND, f"{where} is not a DICOM instance: it has no SOP Class/Instance UID"
+        )
+    known_class = sop_class if sop_class and is_valid_uid(sop_class) else None
+    known_instance = sop_instance if sop_instance and is_valid_uid(sop_instance) else None
+    try:
+        sop_class = validate_uid(sop_class, f"{where}: SOP Class UID (0008,0016)")
+        sop_instance = validate_uid(sop_instance, f"{where}: SOP Instance UID (0008,0018)")
+        study = validate_uid(_text(ds, "StudyInstanceUID"), f"{where}: Study Instance UID")
+        series = validate_uid(_text(ds, "SeriesInstanceUID"), f"{where}: Series Instance UID")
+        ts = validate_uid(ts, f"{where}: Transfer Syntax UID (0002,0010)")
+    except InvalidUID as e:
+        raise InstanceError(DOES_NOT_MATCH_SOP_CLASS, str(e), known_class, known_instance) from None
+    meta = getattr(ds, "file_meta", None)
+    stored_as = _text(meta, "MediaStorageSOPInstanceUID") if meta is not None else None
+    if stored_as and stored_as != sop_instance:
+        raise InstanceError(
+            DOES_NOT_MATCH_SOP_CLASS,
+            f"{where}: Media Storage SOP Instance UID {stored_as} in the File Meta differs"
+            f" from SOP Instance UID {sop_instance}",
+            sop_class,
+            sop_instance,
+        )
+    return InstanceHeader(
+        sop_class, sop_instance, study, series, ts, part_number, path.stat().st_size, ds
+    )

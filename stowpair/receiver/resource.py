@@ -1,0 +1,433 @@
+"""The STOW-RS ``Resource``: ``POST {path}/studies[/{StudyInstanceUID}]`` (PS3.18 §10.5).
+
+Mounted as a leaf (``isLeaf``); with :class:`~stowpair.receiver.request.StreamingRequest`
+as the Site's request factory the body is parsed while it arrives, otherwise (plain
+twisted.web requests, e.g. in ``treq.testing``) the buffered body is parsed the same way.
+
+Decided before the body is read (``start_upload``): 404 unknown path, 405 other
+methods, 401 credentials, 406 Accept, 415 media type, 400 boundary or study UID, 413
+declared size, injected whole-request statuses. Then each part is stored and the
+Store Instances Response tells per instance what happened (see docs/conformance.md).
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+
+from stowpair.dicom.response import (
+    JSON_MEDIA_TYPE,
+    FailedInstance,
+    ReferencedInstance,
+    StoreResponse,
+)
+from stowpair.dicom.uids import InvalidUID, validate_uid
+from stowpair.logs import register_events
+from stowpair.receiver.http_util import (
+    SUPPORTED_RESPONSE_TYPES,
+    authorized,
+    challenges,
+    cors_headers,
+    negotiate,
+    stow_status,
+)
+from stowpair.receiver.mpr_parser import MAX_BOUNDARY, ContentTypeError, parse_content_type
+from stowpair.receiver.request import EarlyResponse, StreamingRequest
+from stowpair.receiver.settings import ReceiverSettings
+from stowpair.receiver.storage import BlockingRunner, RequestContext, StorageBackend
+from stowpair.receiver.transaction import StowTransaction, TransactionResult
+
+register_events(
+    {
+        "receiver.request": (
+            "method",
+            "path",
+            "peer",
+            "status",
+            "bytes",
+            "parts",
+            "stored",
+            "failed",
+            "elapsed",
+            "error",
+        ),
+        "receiver.instance.failed": (
+            "peer",
+            "path",
+            "part",
+            "sop_class_uid",
+            "sop_instance_uid",
+            "reason",
+            "message",
+        ),
+        "receiver.store.error": ("part",),
+    }
+)
+ALLOW = "POST, OPTIONS"
+_CHUNK = 64 * 1024
+_ids = itertools.count(1)
+
+
+@dataclass
+class _Upload:
+    """The body sink of one accepted POST (see StreamingRequest)."""
+
+    resource: StowResource
+    request: Request
+    transaction: StowTransaction
+    started: float
+    limit: int | None
+    rejected: EarlyResponse | None = None
+
+    def feed(self, data: bytes) -> None:
+        if self.rejected is not None:
+            return
+        if self.limit is not None and self.transaction.result.bytes + len(data) > self.limit:
+            # PS3.18 §8.5: 413; parts completely received before stay stored.
+            self.transaction.abort()
+            self.rejected = self.resource.too_large(self.limit)
+            self.resource.log_request(
+                self.request, self.started, 413, self.transaction.result, "body too large"
+            )
+            if isinstance(self.request, StreamingRequest):
+                self.request.answer_early(self.rejected, self.resource.clock)
+            return
+        self.transaction.feed(data)
+
+    def connection_lost(self) -> None:
+        self.transaction.abort()
+
+
+class StowResource(Resource):
+    """A strict STOW-RS origin server over a :class:`StorageBackend`."""
+
+    isLeaf = True
+    log = Logger()
+
+    def __init__(
+        self,
+        settings: ReceiverSettings,
+        storage: StorageBackend,
+        clock: IReactorTime,
+        run_blocking: BlockingRunner,
+        rng: random.Random | None = None,
+        source: str = "",
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.storage = storage
+        self.clock = clock
+        self.run_blocking = run_blocking
+        self.rng = rng or random.Random(settings.faults.seed)
+        self.source = source
+
+    # -- routing -------------------------------------------------------------
+
+    def _route(self, request: Request) -> tuple[bool, str | None]:
+        """(matched, study UID from the path) for ``{path}/studies[/{uid}]``."""
+        prefix = list(self.settings.path_segments)
+        post = list(request.postpath or [])
+        if post and post[-1] == b"":
+            post = post[:-1]  # tolerate a trailing slash
+        if post[: len(prefix)] != prefix or post[len(prefix) : len(prefix) + 1] != [b"studies"]:
+            return False, None
+        rest = post[len(prefix) + 1 :]
+        if len(rest) > 1:
+            return False, None
+        return True, rest[0].decode("latin-1") if rest else None
+
+    def start_upload(self, request: Request, length: int | None) -> _Upload | EarlyResponse | None:
+        """Decide before the body is read; see the module docstring."""
+        matched, study = self._route(request)
+        method = request.method
+        if method != b"POST":
+            if length == 0 or (length is None and method in (b"GET", b"HEAD", b"OPTIONS")):
+                return None  # answered by render() without a body
+            code = 405 if matched else 404
+            return self._early(request, code, "use POST with a multipart/related body")
+        if not matched:
+            return self._early(
+                request, 404, f"no such resource; POST to {self._base_path(request)}/studies"
+            )
+        problem = self._precheck(request, length, study)
+        if problem is not None:
+            return problem
+        started = self.clock.seconds()
+        ctx = RequestContext(f"r{next(_ids)}", started, _peer(request), study, self.source)
+        boundary = request.stow_boundary  # type: ignore[attr-defined]
+        pause = getattr(request, "pause_body", lambda: None)
+        resume = getattr(request, "resume_body", lambda: None)
+        transaction = StowTransaction(
+            ctx, boundary, self.storage, self.settings, self.run_blocking, self.rng, pause, resume
+        )
+        return _Upload(self, request, transaction, started, self.settings.max_request_size)
+
+    def _precheck(
+        self, request: Request, length: int | None, study: str | None
+    ) -> EarlyResponse | None:
+        s = self.settings
+        if not authorized(_header(request, b"authorization"), s.bearer_token, s.basic_auth):
+            www = [
+                ("WWW-Authenticate", c)
+                for c in challenges(s.bearer_token, s.basic_auth, s.server_name)
+            ]
+            return self._early(request, 401, "credentials missing or not accepted", www)
+        accept = [v.decode("latin-1") for v in request.requestHeaders.getRawHeaders(b"accept", [])]
+        media = negotiate(accept)
+        if media is None:
+            return self._early(
+                request,
+                406,
+                f"cannot answer {', '.join(accept)!r}; supported: {SUPPORTED_RESPONSE_TYPES}",
+            )
+        request.stow_media = media  # type: ignore[attr-defined]
+        problem = self._content_type_problem(request)
+        if problem is not None:
+            return problem
+        if study is not None:
+            try:
+                validate_uid(study, "the Study Instance UID in the URL")
+            except InvalidUID as e:
+                return self._early(request, 400, str(e))
+        limit = s.max_request_size
+        if limit is not None and length is not None and length > limit:
+            return self.too_large(limit)
+        faults = s.faults
+        if faults.status is not None and self.rng.random() < faults.status_rate:
+            extra = [("Retry-After", str(faults.retry_after))] if faults.status == 503 else []
+            return self._early(
+                request, faults.status, f"injected status {faults.status} (--status)", extra
+            )
+        return None
+
+    def _content_type_problem(self, request: Request) -> EarlyResponse | None:
+        supported = 'supported: multipart/related; type="application/dicom"; boundary=...'
+        value = _header(request, b"content-type")
+        if not value:
+            return self._early(request, 415, f"Content-Type is missing; {supported}")
+        try:
+            media, params = parse_content_type(value)
+        except ContentTypeError as e:
+            return self._early(request, 415, f"{e}; {supported}")
+        part_type = params.get("type", "application/dicom").lower()
+        if media != "multipart/related" or part_type != "application/dicom":
+            return self._early(
+                request, 415, f"Content-Type {value!r} is not supported; {supported}"
+            )
+        boundary = params.get("boundary", "")
+        if not 1 <= len(boundary) <= MAX_BOUNDARY:
+            return self._early(
+                request, 400, f"Content-Type {value!r} has no valid boundary parameter"
+            )
+        request.stow_boundary = boundary  # type: ignore[attr-defined]
+        return None
+
+    def too_large(self, limit: int) -> EarlyResponse:
+        return EarlyResponse(
+            413, f"request body larger than {limit} bytes (--max-request-size)\n".encode()
+        )
+
+    def _early(
+        self,
+        request: Request,
+        code: int,
+        message: str,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> EarlyResponse:
+        self.log_request(request, self.clock.seconds(), code, error=message)
+        cors = self._cors(request)
+        allow = [("Allow", ALLOW)] if code == 405 else []
+        return EarlyResponse(
+            code, (message + "\n").encode(), headers=tuple((headers or []) + allow + cors)
+        )
+
+    # -- rendering -------------------------------------------------------------
+
+    def render(self, request: Request) -> bytes | int:
+        matched, _ = self._route(request)
+        if not matched:
+            request.setResponseCode(404)
+            return b"no such resource\n"
+        if request.method == b"OPTIONS":
+            request.setResponseCode(204)
+            for name, value in cors_headers(
+                _header(request, b"origin"),
+                _header(request, b"access-control-request-method"),
+                _header(request, b"access-control-request-headers"),
+            ):
+                request.setHeader(name, value)
+            request.setHeader("Allow", ALLOW)
+            return b""
+        if request.method != b"POST":
+            request.setResponseCode(405)
+            request.setHeader("Allow", ALLOW)
+            return b"use POST with a multipart/related body\n"
+        return self.render_POST(request)
+
+    def render_POST(self, request: Request) -> int | bytes:
+        upload = getattr(request, "upload", None)
+        if not isinstance(upload, _Upload):  # a plain request: the body was buffered
+            decision = self.start_upload(request, None)
+            if isinstance(decision, EarlyResponse):
+                return _render_early(request, decision)
+            assert isinstance(decision, _Upload)
+            upload = decision
+            content = request.content
+            while content is not None and (chunk := content.read(_CHUNK)):
+                upload.feed(chunk)
+            if upload.rejected is not None:
+                return _render_early(request, upload.rejected)
+        d = upload.transaction.finish()
+        d.addCallback(self._respond, request, upload)
+        d.addErrback(lambda f: self.log.failure("answering failed", f, event="receiver.error"))
+        return NOT_DONE_YET
+
+    def _respond(
+        self, result: TransactionResult, request: Request, upload: _Upload
+    ) -> Deferred[None] | None:
+        code = stow_status(result)
+        response = self._build(result, request)
+        media = getattr(request, "stow_media", JSON_MEDIA_TYPE)
+        body = response.to_json() if media == JSON_MEDIA_TYPE else response.to_xml()
+        for failure in result.failed:
+            self.log.warn(
+                "Refused part {part} ({sop_instance_uid}) from {peer}: {reason:04X} {message}",
+                peer=_peer(request),
+                path=request.path,
+                part=failure.part_number,
+                sop_class_uid=failure.sop_class_uid,
+                sop_instance_uid=failure.sop_instance_uid,
+                reason=failure.failure_reason,
+                message=failure.message,
+                event="receiver.instance.failed",
+            )
+
+        def write(_: object = None) -> None:
+            if getattr(request, "_disconnected", False):
+                return
+            request.setResponseCode(code)
+            request.setHeader("Content-Type", media)
+            request.setHeader("Content-Length", str(len(body)))
+            for name, value in self._warnings(result) + self._cors(request):
+                request.responseHeaders.addRawHeader(name, value)
+            request.write(body)
+            request.finish()
+            self.log_request(request, upload.started, code, result)
+
+        delay = self.settings.faults.delay
+        if delay > 0:
+            return deferLater(self.clock, delay, write)
+        write()
+        return None
+
+    def _build(self, result: TransactionResult, request: Request) -> StoreResponse:
+        base = self._base_url(request)
+        referenced = tuple(
+            ReferencedInstance(
+                r.sop_class_uid,
+                r.sop_instance_uid,
+                f"{base}/studies/{r.study_uid}/series/{r.series_uid}/instances/{r.sop_instance_uid}",
+                r.warning_reason,
+            )
+            for _, r in result.stored
+        )
+        failed = tuple(
+            FailedInstance(f.sop_class_uid, f.sop_instance_uid, f.failure_reason)
+            for f in result.failed
+            if f.sop_class_uid and f.sop_instance_uid
+        )
+        other = [
+            f.failure_reason for f in result.failed if not (f.sop_class_uid and f.sop_instance_uid)
+        ]
+        if result.syntax_error is not None:
+            other.append(0xC000)
+        # The study named in the URL, else (POST /studies) the first stored one's.
+        _, path_study = self._route(request)
+        study = path_study or (result.stored[0][1].study_uid if result.stored else None)
+        url = f"{base}/studies/{study}" if study else None
+        return StoreResponse(url, referenced, failed, tuple(other))
+
+    def _warnings(self, result: TransactionResult) -> list[tuple[str, str]]:
+        """``Warning: 299 <server> "<text>"`` per problem (PS3.18 §10.5.3.2), at most 20."""
+        texts = ([result.syntax_error] if result.syntax_error else []) + [
+            f"{f.failure_reason:04X} {f.message}" for f in result.failed
+        ]
+        name = self.settings.server_name
+        return [("Warning", f'299 {name} "{_quote(t)}"') for t in texts[:20]]
+
+    def _cors(self, request: Request) -> list[tuple[str, str]]:
+        origin = _header(request, b"origin")
+        return [("Access-Control-Allow-Origin", origin)] if origin else []
+
+    def _base_path(self, request: Request) -> str:
+        segments = [s.decode("latin-1") for s in (request.prepath or [])] + [
+            s.decode() for s in self.settings.path_segments
+        ]
+        return "/" + "/".join(s for s in segments if s)
+
+    def _base_url(self, request: Request) -> str:
+        scheme = "https" if request.isSecure() else "http"
+        host = _header(request, b"host")
+        if not host:
+            addr: Any = request.getHost()
+            host = f"{addr.host}:{addr.port}"
+        return f"{scheme}://{host}{self._base_path(request)}"
+
+    def log_request(
+        self,
+        request: Request,
+        started: float,
+        status: int,
+        result: TransactionResult | None = None,
+        error: str | None = None,
+    ) -> None:
+        r = result or TransactionResult()
+        self.log.info(
+            "{method} {path} from {peer}: {status}, {parts} parts, {stored} stored,"
+            " {failed} failed, {bytes} bytes in {elapsed:.3f}s",
+            method=(request.method or b"").decode("latin-1"),
+            path=(request.path or b"").decode("latin-1"),
+            peer=_peer(request),
+            status=status,
+            bytes=r.bytes,
+            parts=r.parts,
+            stored=len(r.stored),
+            failed=len(r.failed),
+            elapsed=self.clock.seconds() - started,
+            error=error or r.syntax_error,
+            event="receiver.request",
+        )
+
+
+def _render_early(request: Request, early: EarlyResponse) -> bytes:
+    request.setResponseCode(early.code)
+    request.setHeader("Content-Type", early.content_type)
+    for name, value in early.headers:
+        request.responseHeaders.addRawHeader(name, value)
+    return early.body
+
+
+def _header(request: Request, name: bytes) -> str | None:
+    value = request.getHeader(name)
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+def _peer(request: Request) -> str:
+    addr: Any = request.getClientAddress()
+    host, port = getattr(addr, "host", None), getattr(addr, "port", None)
+    return f"{host}:{port}" if host is not None else str(addr)
+
+
+def _quote(text: str) -> str:
+    return (
+        text.replace("\\", "\\\\").replace('"', '\\"').replace("\r", " ").replace("\n", " ")[:300]
+    )

@@ -1,0 +1,115 @@
+"""Running a STOW-RS receiver: thread pool, storage, Site and listening port."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+from twisted.web.resource import Resource
+from twisted.web.server import Request, Site
+
+from stowpair.api.health import HealthResource
+from stowpair.receiver.request import StreamingRequest
+from stowpair.receiver.resource import StowResource
+from stowpair.receiver.settings import ReceiverSettings
+from stowpair.receiver.storage import make_storage
+
+T = TypeVar("T")
+
+
+class _Root(Resource):
+    """``/health`` for probes; every other path goes to the STOW-RS resource."""
+
+    def __init__(self, stow: StowResource) -> None:
+        super().__init__()
+        self.stow = stow
+        self.putChild(b"health", HealthResource())
+
+    def getChildWithDefault(self, path: bytes, request: Request) -> Resource:
+        if path == b"health" and not request.postpath:
+            return super().getChildWithDefault(path, request)
+        # give the segment back: the STOW-RS resource matches the whole path itself
+        if request.prepath and request.postpath is not None:
+            request.postpath.insert(0, request.prepath.pop())
+        return self.stow
+
+
+def streaming_site(root: Resource, timeout: float = 60.0) -> Site:
+    """A Site whose requests stream uploads to resources that ask for it."""
+    site = Site(root, timeout=timeout)
+    site.requestFactory = StreamingRequest
+    return site
+
+
+class ReceiverService(Service):
+    """Listens on ``endpoint`` with a STOW-RS resource storing under ``directory``."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor: Any,
+        endpoint: IStreamServerEndpoint,
+        settings: ReceiverSettings,
+        directory: Path,
+        layout: str = "uid",
+        fsync: bool = True,
+        role: str = "stowrsd",
+        threads: int = 4,
+    ) -> None:
+        self.reactor = reactor
+        self.endpoint = endpoint
+        self.role = role
+        self.pool = ThreadPool(minthreads=0, maxthreads=threads, name=f"{role}-storage")
+        self.storage = make_storage(layout, directory, self.run_blocking, fsync)
+        self.resource = StowResource(
+            settings, self.storage, reactor, self.run_blocking, random.Random(settings.faults.seed)
+        )
+        self.site = streaming_site(_Root(self.resource))
+        self.port: IListeningPort | None = None
+        self.listening: Deferred[IListeningPort] = Deferred()
+
+    def run_blocking(self, f: Callable[[], T]) -> Deferred[T]:
+        return deferToThreadPool(self.reactor, self.pool, f)
+
+    def startService(self) -> None:
+        super().startService()
+        self.pool.start()
+        self.storage.prepare()  # mkdir + remove stale temp files, before accepting requests
+        d = self.endpoint.listen(self.site)
+        d.addCallback(self._listening)
+        d.addErrback(self.listening.errback)
+
+    def _listening(self, port: IListeningPort) -> None:
+        self.port = port
+        addr: Any = port.getHost()
+        self.log.info(
+            "{role} listening on {host}:{port}",
+            role=self.role,
+            host=addr.host,
+            port=addr.port,
+            url=f"http://{addr.host}:{addr.port}{self.resource.settings.path}",
+            event="listening",
+        )
+        self.listening.callback(port)
+
+    def stopService(self) -> Deferred[None] | None:
+        super().stopService()
+        d: Deferred[None] | None = None
+        if self.port is not None:
+            d = Deferred.fromCoroutine(self._stop(self.port))
+        else:
+            self.pool.stop()
+        return d
+
+    async def _stop(self, port: IListeningPort) -> None:
+        await maybeDeferred(port.stopListening)
+        self.pool.stop()

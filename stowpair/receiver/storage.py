@@ -1,0 +1,264 @@
+"""Storage backends: where a received, validated instance goes.
+
+The contract (:class:`StorageBackend`), as the receiver uses it for each part:
+
+1. ``open_part(ctx)`` — on the reactor thread, when a part starts: create an empty
+   temp file **on the same file system as the final place** (so the final rename is
+   atomic) and return it as a :class:`TempPart`. The receiver writes the part's bytes
+   into it and closes it.
+2. The receiver reads and validates the header in a thread (``InstanceHeader``: UIDs
+   already valid, Study UID already checked against the URL, transfer syntax accepted).
+3. ``store(part_temp, header, ctx)`` — the backend validates nothing more; it places
+   the file atomically (``stowpair.fsutil.place_atomically``: fsync file, rename,
+   fsync directory) **in its thread pool** and returns a Deferred that fires with an
+   :class:`InstanceResult` only once the instance is durable. It fails with
+   :class:`StoreError` (a Table I.2-2 reason) or an ``OSError`` (ENOSPC → 0xA700).
+   A re-sent instance replaces the stored one (``InstanceResult.replaced``).
+4. ``discard(part_temp)`` — for a part that will not be stored: remove the temp file.
+5. ``request_done(ctx)`` — once per request, after every store fired: drop any
+   per-request state.
+
+An archive backend implements the same five methods and indexes in ``store``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Protocol, TypeVar
+
+from twisted.internet.defer import Deferred
+
+from stowpair.fsutil import place_atomically
+from stowpair.receiver.instance import InstanceHeader
+
+T = TypeVar("T")
+#: Runs a blocking callable off the reactor thread (``deferToThreadPool`` in production,
+#: a synchronous runner in unit tests).
+BlockingRunner = Callable[[Callable[[], T]], "Deferred[T]"]
+
+INCOMING = ".incoming"
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """What a backend may know about the request a part belongs to."""
+
+    #: Unique per process, e.g. ``"r12"``.
+    request_id: str
+    #: Reactor time (epoch seconds) when the request's headers arrived.
+    received_at: float
+    #: ``host:port`` of the client.
+    peer: str
+    #: Study Instance UID from the URL, when the request named one.
+    study_uid: str | None = None
+    #: Who sent it (archive: the AE title from the URL), free text.
+    source: str = ""
+
+
+@dataclass
+class TempPart:
+    """A part being received: a temp file open for writing, next to its destination."""
+
+    path: Path
+    file: IO[bytes]
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+
+    def close(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+
+
+@dataclass(frozen=True)
+class InstanceResult:
+    """A durably stored instance; ``path`` is None when the backend discards."""
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    study_uid: str
+    series_uid: str
+    path: Path | None
+    size: int
+    #: True when an instance with the same SOP Instance UID was replaced.
+    replaced: bool = False
+    #: Warning Reason (Table I.2-1) to report, e.g. 0xB000 after coercion.
+    warning_reason: int | None = None
+
+
+class StoreError(Exception):
+    """A store that failed for a reason the client should see (Table I.2-2 code)."""
+
+    def __init__(self, failure_reason: int, message: str) -> None:
+        super().__init__(message)
+        self.failure_reason = failure_reason
+        self.message = message
+
+
+class StorageBackend(Protocol):
+    """Where received instances go; see the module docstring for the call sequence."""
+
+    def open_part(self, ctx: RequestContext) -> TempPart: ...
+
+    def store(
+        self, part_temp: Path, header: InstanceHeader, ctx: RequestContext
+    ) -> Deferred[InstanceResult]: ...
+
+    def discard(self, part_temp: Path) -> Deferred[None]: ...
+
+    def request_done(self, ctx: RequestContext) -> None: ...
+
+
+class _DirectoryBackend:
+    """Shared part: temp files in ``<directory>/.incoming``, discard, cleanup."""
+
+    def __init__(self, directory: Path, run_blocking: BlockingRunner, fsync: bool = True):
+        self.directory = directory
+        self.incoming = directory / INCOMING
+        self.fsync = fsync
+        self._run = run_blocking
+        self._counter = itertools.count(1)
+
+    def prepare(self) -> int:
+        """Create the folders and delete temp files left by a crash (blocking).
+
+        Returns how many stale temp files were removed.
+        """
+        self.incoming.mkdir(parents=True, exist_ok=True)
+        removed = 0
+        for stale in self.incoming.glob("*.part"):
+            stale.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+    def open_part(self, ctx: RequestContext) -> TempPart:
+        # Creating an empty file is a metadata operation; writes land in the page
+        # cache. fsync (the slow part) happens in store(), in the thread pool.
+        name = f"{os.getpid()}-{ctx.request_id}-{next(self._counter)}.part"
+        path = self.incoming / name
+        return TempPart(path, path.open("xb"))
+
+    def store(
+        self, part_temp: Path, header: InstanceHeader, ctx: RequestContext
+    ) -> Deferred[InstanceResult]:
+        raise NotImplementedError
+
+    def discard(self, part_temp: Path) -> Deferred[None]:
+        return self._run(lambda: part_temp.unlink(missing_ok=True))
+
+    def request_done(self, ctx: RequestContext) -> None:
+        pass
+
+    def _place(self, temp: Path, dest: Path, header: InstanceHeader) -> InstanceResult:
+        root = self.directory.resolve()
+        if not dest.resolve().is_relative_to(root):  # defence in depth: UIDs are validated
+            raise StoreError(0x0110, f"refusing to write outside {root}: {dest}")
+        replaced = dest.exists()
+        place_atomically(temp, dest, self.fsync)
+        return InstanceResult(
+            header.sop_class_uid,
+            header.sop_instance_uid,
+            header.study_uid,
+            header.series_uid,
+            dest,
+            header.size,
+            replaced,
+        )
+
+
+class UidLayoutStorage(_DirectoryBackend):
+    """``<directory>/<StudyUID>/<SeriesUID>/<SOPInstanceUID>.dcm`` (the default)."""
+
+    def store(
+        self, part_temp: Path, header: InstanceHeader, ctx: RequestContext
+    ) -> Deferred[InstanceResult]:
+        dest = (
+            self.directory / header.study_uid / header.series_uid / f"{header.sop_instance_uid}.dcm"
+        )
+        return self._run(lambda: self._place(part_temp, dest, header))
+
+
+class UnpackStorage(_DirectoryBackend):
+    """dcm4che ``stowrsd --unpack``: ``<directory>/<YYYYMMDDhhmmss.SSS>/<NNN>.dcm``.
+
+    One folder per request, named from the request's local arrival time with
+    milliseconds (+1 ms on a collision, as dcm4che does); NNN is the part number.
+    """
+
+    def __init__(self, directory: Path, run_blocking: BlockingRunner, fsync: bool = True):
+        super().__init__(directory, run_blocking, fsync)
+        self._folders: dict[str, Path] = {}
+        self._lock = threading.Lock()
+
+    def _folder(self, ctx: RequestContext) -> Path:
+        with self._lock:
+            folder = self._folders.get(ctx.request_id)
+            millis = round(ctx.received_at * 1000)
+            while folder is None:
+                stamp = datetime.fromtimestamp(millis / 1000)
+                candidate = self.directory / (
+                    stamp.strftime("%Y%m%d%H%M%S.") + f"{stamp.microsecond // 1000:03d}"
+                )
+                try:
+                    candidate.mkdir(parents=True)
+                    folder = self._folders[ctx.request_id] = candidate
+                except FileExistsError:
+                    millis += 1
+            return folder
+
+    def store(
+        self, part_temp: Path, header: InstanceHeader, ctx: RequestContext
+    ) -> Deferred[InstanceResult]:
+        def place() -> InstanceResult:
+            dest = self._folder(ctx) / f"{header.part_number:03d}.dcm"
+            return self._place(part_temp, dest, header)
+
+        return self._run(place)
+
+    def request_done(self, ctx: RequestContext) -> None:
+        with self._lock:
+            self._folders.pop(ctx.request_id, None)
+
+
+class DiscardStorage(_DirectoryBackend):
+    """dcm4che ``stowrsd --ignore``: validate and answer, keep nothing."""
+
+    def store(
+        self, part_temp: Path, header: InstanceHeader, ctx: RequestContext
+    ) -> Deferred[InstanceResult]:
+        def drop() -> InstanceResult:
+            part_temp.unlink(missing_ok=True)
+            return InstanceResult(
+                header.sop_class_uid,
+                header.sop_instance_uid,
+                header.study_uid,
+                header.series_uid,
+                None,
+                header.size,
+            )
+
+        return self._run(drop)
+
+
+LAYOUTS: dict[str, type[_DirectoryBackend]] = {
+    "uid": UidLayoutStorage,
+    "unpack": UnpackStorage,
+    "discard": DiscardStorage,
+}
+
+
+def make_storage(
+    layout: str, directory: Path, run_blocking: BlockingRunner, fsync: bool = True
+) -> _DirectoryBackend:
+    """The backend for ``layout`` (``uid``, ``unpack`` or ``discard``)."""
+    try:
+        cls = LAYOUTS[layout]
+    except KeyError:
+        raise ValueError(f"unknown layout {layout!r} (known: {', '.join(LAYOUTS)})") from None
+    return cls(directory, run_blocking, fsync)

@@ -1,0 +1,279 @@
+"""One STOW-RS request's body: parts streamed to temp files, checked, stored.
+
+:class:`StowTransaction` is fed the body as it arrives (reactor thread). Each part is
+written to a temp file from the storage backend; when it ends, its header is read in
+a thread, checked (Study UID from the URL, accepted transfer syntax, part size,
+injected faults) and handed to the backend. :meth:`StowTransaction.finish` fires
+once every part is settled, with a :class:`TransactionResult`.
+"""
+
+from __future__ import annotations
+
+import errno
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from stowpair.receiver.instance import (
+    CANNOT_UNDERSTAND,
+    DOES_NOT_MATCH_SOP_CLASS,
+    OUT_OF_RESOURCES,
+    PROCESSING_FAILURE,
+    TRANSFER_SYNTAX_NOT_SUPPORTED,
+    InstanceError,
+    InstanceHeader,
+    read_instance_header,
+)
+from stowpair.receiver.mpr_parser import (
+    ContentTypeError,
+    MultipartError,
+    MultipartParser,
+    PartData,
+    PartEnded,
+    PartStarted,
+    parse_content_type,
+)
+from stowpair.receiver.settings import ReceiverSettings
+from stowpair.receiver.storage import (
+    BlockingRunner,
+    InstanceResult,
+    RequestContext,
+    StorageBackend,
+    StoreError,
+    TempPart,
+)
+
+log = Logger()
+
+#: Pause reading the socket when this many parts wait for their header read or fsync.
+MAX_PENDING = 4
+
+
+@dataclass(frozen=True)
+class PartFailure:
+    """A part that was not stored, with its Table I.2-2 reason and a message."""
+
+    part_number: int
+    failure_reason: int
+    message: str
+    sop_class_uid: str | None = None
+    sop_instance_uid: str | None = None
+
+
+@dataclass
+class TransactionResult:
+    stored: list[tuple[int, InstanceResult]] = field(default_factory=list)
+    failed: list[PartFailure] = field(default_factory=list)
+    #: Where the body broke (multipart syntax), or None.
+    syntax_error: str | None = None
+    parts: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class _Part:
+    number: int
+    temp: TempPart
+    transfer_syntax: str | None
+    problem: InstanceError | None = None
+    size: int = 0
+    roll: float = 1.0
+    header: InstanceHeader | None = None
+
+
+class StowTransaction:
+    """The body of one request; see the module docstring."""
+
+    def __init__(
+        self,
+        ctx: RequestContext,
+        boundary: str,
+        storage: StorageBackend,
+        settings: ReceiverSettings,
+        run_blocking: BlockingRunner,
+        rng: random.Random,
+        pause: Callable[[], None] = lambda: None,
+        resume: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.ctx = ctx
+        self.settings = settings
+        self.result = TransactionResult()
+        self._parser = MultipartParser(boundary, settings.limits)
+        self._storage = storage
+        self._run = run_blocking
+        self._rng = rng
+        self._pause, self._resume = pause, resume
+        self._part: _Part | None = None
+        self._pending: list[Deferred[None]] = []
+        self._in_flight = 0
+        self._paused = False
+        self._stopped = False
+
+    def feed(self, data: bytes) -> None:
+        """Consume body bytes; syntax errors are recorded, never raised."""
+        if self._stopped:
+            return
+        self.result.bytes += len(data)
+        try:
+            events = self._parser.feed(data)
+        except MultipartError as e:
+            self._syntax_error(e)
+            return
+        for event in events:
+            if isinstance(event, PartStarted):
+                self._start_part(event)
+            elif isinstance(event, PartData):
+                self._write(event.data)
+            elif isinstance(event, PartEnded):
+                self._end_part()
+
+    def finish(self) -> Deferred[TransactionResult]:
+        """The body ended: check the close delimiter, wait for every part to settle."""
+        if not self._stopped:
+            try:
+                self._parser.close()
+            except MultipartError as e:
+                self._syntax_error(e)
+            self._stopped = True
+        if self.result.syntax_error is None and self.result.parts == 0:
+            self.result.syntax_error = "the multipart body holds no parts"
+        d: Deferred[Any] = DeferredList(list(self._pending), consumeErrors=True)
+        return d.addCallback(lambda _: self._done())
+
+    def abort(self) -> None:
+        """Stop: drop the part being received (parts already ended still settle)."""
+        self._stopped = True
+        self._drop_current()
+
+    # -- parts -------------------------------------------------------------
+
+    def _syntax_error(self, e: MultipartError) -> None:
+        self.result.syntax_error = str(e)
+        self.abort()
+
+    def _drop_current(self) -> None:
+        part, self._part = self._part, None
+        if part is not None:
+            part.temp.close()
+            self._storage.discard(part.temp.path)
+
+    def _start_part(self, event: PartStarted) -> None:
+        self.result.parts += 1
+        content_type = event.headers.get("Content-Type") or "application/dicom"
+        problem, ts = None, None
+        try:
+            media, params = parse_content_type(content_type)
+            ts = params.get("transfer-syntax")
+            if media != "application/dicom":
+                problem = f"has Content-Type {media}; only application/dicom parts are accepted"
+        except ContentTypeError as e:
+            problem = f"has a malformed Content-Type: {e}"
+        part = _Part(event.number, self._storage.open_part(self.ctx), ts)
+        if problem:
+            part.problem = InstanceError(CANNOT_UNDERSTAND, f"part {event.number} {problem}")
+        self._part = part
+
+    def _write(self, data: bytes) -> None:
+        part = self._part
+        if part is None:
+            return
+        limit = self.settings.max_part_size
+        if limit is not None and part.size + len(data) > limit:
+            # keep the head (it holds the UIDs for the response), drop the rest
+            data = data[: max(limit - part.size, 0)]
+            if part.problem is None:
+                part.problem = InstanceError(
+                    OUT_OF_RESOURCES, f"part {part.number} is larger than {limit} bytes"
+                )
+        part.size += len(data)
+        part.temp.write(data)
+
+    def _end_part(self) -> None:
+        part, self._part = self._part, None
+        if part is None:
+            return
+        part.temp.close()
+        part.roll = self._rng.random()  # drawn in part order: repeatable with --seed
+        self._in_flight += 1
+        if self._in_flight > MAX_PENDING and not self._paused:
+            self._paused = True
+            self._pause()
+        d = self._run(
+            lambda: read_instance_header(part.temp.path, part.number, part.transfer_syntax)
+        )
+        d.addCallback(self._check, part)
+        d.addCallback(lambda header: self._storage.store(part.temp.path, header, self.ctx))
+        d.addCallbacks(self._stored, self._failed, callbackArgs=(part,), errbackArgs=(part,))
+        d.addBoth(self._settled)
+        self._pending.append(d)
+
+    def _check(self, header: InstanceHeader, part: _Part) -> InstanceHeader:
+        """Checks that need the header; raise InstanceError to refuse (Table I.2-2)."""
+        part.header = header
+        uids = (header.sop_class_uid, header.sop_instance_uid)
+        expected = self.ctx.study_uid
+        if part.problem is not None:
+            raise InstanceError(part.problem.failure_reason, part.problem.message, *uids)
+        if expected is not None and header.study_uid != expected:
+            raise InstanceError(
+                DOES_NOT_MATCH_SOP_CLASS,
+                f"part {part.number}: Study Instance UID {header.study_uid} does not match"
+                f" {expected} in the request URL",
+                *uids,
+            )
+        accepted = self.settings.accept_transfer_syntaxes
+        if accepted is not None and header.transfer_syntax_uid not in accepted:
+            raise InstanceError(
+                TRANSFER_SYNTAX_NOT_SUPPORTED,
+                f"part {part.number}: transfer syntax {header.transfer_syntax_uid} is not"
+                " accepted by this server",
+                *uids,
+            )
+        faults = self.settings.faults
+        if part.roll < faults.fail_rate:
+            raise InstanceError(
+                faults.fail_reason,
+                f"part {part.number}: injected failure {faults.fail_reason:04X}"
+                f" (--fail-rate {faults.fail_rate})",
+                *uids,
+            )
+        return header
+
+    def _stored(self, result: InstanceResult, part: _Part) -> None:
+        self.result.stored.append((part.number, result))
+
+    def _failed(self, failure: Failure, part: _Part) -> None:
+        self.result.failed.append(_as_part_failure(failure, part))
+        self._storage.discard(part.temp.path)
+
+    def _settled(self, _: object) -> None:
+        self._in_flight -= 1
+        if self._paused and self._in_flight <= MAX_PENDING // 2:
+            self._paused = False
+            self._resume()
+
+    def _done(self) -> TransactionResult:
+        self.result.stored.sort(key=lambda item: item[0])
+        self.result.failed.sort(key=lambda f: f.part_number)
+        self._storage.request_done(self.ctx)
+        return self.result
+
+
+def _as_part_failure(failure: Failure, part: _Part) -> PartFailure:
+    e, number = failure.value, part.number
+    if isinstance(e, InstanceError):
+        return PartFailure(number, e.failure_reason, e.message, e.sop_class_uid, e.sop_instance_uid)
+    uids = (part.header.sop_class_uid, part.header.sop_instance_uid) if part.header else ()
+    if isinstance(e, StoreError):
+        return PartFailure(number, e.failure_reason, f"part {number}: {e.message}", *uids)
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return PartFailure(number, OUT_OF_RESOURCES, f"part {number}: storage is full", *uids)
+    log.failure(
+        "part {part} could not be stored", failure, part=number, event="receiver.store.error"
+    )
+    return PartFailure(number, PROCESSING_FAILURE, f"part {number}: {type(e).__name__}: {e}", *uids)
