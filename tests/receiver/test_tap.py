@@ -1,0 +1,68 @@
+"""stowrsd options and the emulator service factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from twisted.internet.testing import MemoryReactor
+from twisted.python import usage
+
+from stowpair import tap
+from stowpair.config.model import EmulatorConfig
+from stowpair.receiver.service import ReceiverService
+
+
+def test_options_build_settings() -> None:
+    """When fault, size and syntax options are given, the settings carry them."""
+    o = tap.StowrsdOptions()
+    o.parseOptions(
+        [
+            "-b",
+            "0",
+            "--max-request-size",
+            "2G",
+            "--fail-rate",
+            "0.5",
+            "--fail-reason",
+            "A700",
+            "--accept-transfer-syntax",
+            "JPEGLosslessSV1",
+            "--seed",
+            "7",
+            "--path",
+            "dicom-web/",
+        ]
+    )
+    s = o["settings"]
+    assert (o["host"], o["port"]) == ("127.0.0.1", 0)
+    assert s.max_request_size == 2 * 1024**3 and s.path == "/dicom-web"
+    assert (s.faults.fail_rate, s.faults.fail_reason, s.faults.seed) == (0.5, 0xA700, 7)
+    assert s.accept_transfer_syntaxes == frozenset({"1.2.840.10008.1.2.4.70"})
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--fail-rate", "2"],
+        ["--accept-transfer-syntax", "Nope"],
+        ["--ignore", "-u"],
+        ["--status", "42"],
+    ],
+    ids=["rate", "syntax", "layouts", "status"],
+)
+def test_bad_options(args: list[str]) -> None:
+    """When an option is invalid, a UsageError names it."""
+    with pytest.raises(usage.UsageError):
+        tap.StowrsdOptions().parseOptions(args)
+
+
+def test_emulator_service(tmp_path: Path) -> None:
+    """When the stowpair config enables the emulator, a receiver listens where it says."""
+    reactor = MemoryReactor()
+    cfg = EmulatorConfig(directory=tmp_path / "emu", layout="unpack")
+    service = tap.make_emulator_service(cfg, reactor)
+    assert isinstance(service, ReceiverService)
+    service.startService()
+    assert reactor.tcpServers[0][0] == 18080 and reactor.tcpServers[0][3] == "127.0.0.1"
+    service.stopService()
