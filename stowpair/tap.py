@@ -6,17 +6,14 @@ MultiService. Logic lives in the subsystem packages.
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
-from twisted.application import strports
 from twisted.application.service import IService, MultiService, Service
 from twisted.logger import Logger
 from twisted.python import usage
-from twisted.web.resource import Resource
-from twisted.web.server import Site
 
-from stowpair.api.health import HealthResource
 from stowpair.config.errors import ConfigError
 from stowpair.config.loader import load_config
 from stowpair.config.model import Config, EmulatorConfig
@@ -94,16 +91,41 @@ def _tcp(host: str, port: int) -> str:
 
 
 def make_stowpair_service(options: StowpairOptions) -> IService:
+    from twisted.internet import reactor
+
+    from stowpair.service import StowpairService
+
     config: Config = options["loaded"]
     top = MultiService()
     json_log = _json_log_path(options["json-log"], config)
     if json_log is not None:
         JSONLogService(json_log).setServiceParent(top)
     _Announce("stowpair", config_summary(config)).setServiceParent(top)
-    root = Resource()
-    root.putChild(b"health", HealthResource())
-    strports.service(_tcp(config.rest.host, config.rest.port), Site(root)).setServiceParent(top)
+    app = StowpairService(config, reactor, Path(options["config"]))
+    app.setServiceParent(top)
+    _ReloadOnHangup(app, reactor).setServiceParent(top)
     return top
+
+
+class _ReloadOnHangup(Service):
+    """SIGHUP reloads the configuration, as ``POST /dcm4chee-arc/ctrl/reload`` does."""
+
+    def __init__(self, app: Any, reactor: Any) -> None:
+        self.app = app
+        self.reactor = reactor
+        self._previous: Any = None
+
+    def startService(self) -> None:
+        super().startService()
+        self._previous = signal.signal(signal.SIGHUP, self._hangup)
+
+    def _hangup(self, signum: int, frame: Any) -> None:
+        self.reactor.callFromThread(self.app.reload)
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._previous is not None:
+            signal.signal(signal.SIGHUP, self._previous)
 
 
 class StowrsdOptions(usage.Options):

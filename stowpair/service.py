@@ -1,0 +1,290 @@
+"""The whole ``twistd -n stowpair`` service: archive, queue, exporters, REST API, emulator.
+
+:class:`StowpairService` owns the order of things: it opens the stores, builds the
+subsystems from the configuration, listens, and on stop drains the queue before it
+closes the stores. Configuration reloads (SIGHUP, ``POST /dcm4chee-arc/ctrl/reload``)
+swap web applications, exporters, queues and rules without touching queued tasks.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import treq
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
+from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.internet.interfaces import IListeningPort
+from twisted.internet.task import Cooperator
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+from twisted.web.http_headers import Headers
+from twisted.web.resource import IResource, Resource
+
+from stowpair.api.dcm4chee import Dcm4cheeApi, Dcm4cheeArcResource
+from stowpair.api.health import HealthResource
+from stowpair.api.sync_export import sync_export
+from stowpair.archive.backend import ArchiveStorage
+from stowpair.archive.demo import generate_demo_study
+from stowpair.archive.index import SQLiteIndex
+from stowpair.archive.ingest import make_ingest_resource
+from stowpair.archive.rules import RuleEngine
+from stowpair.config.errors import ConfigError
+from stowpair.config.loader import load_config
+from stowpair.config.model import Config
+from stowpair.dicom.transcode import Transcoder
+from stowpair.dicom.transfer_syntax import EXPLICIT_VR_LE
+from stowpair.exporter.body import BodyPart, MultipartRelatedProducer
+from stowpair.exporter.stow import StowExporter
+from stowpair.logs import register_events
+from stowpair.queue.manager import TaskManager
+from stowpair.queue.scheduler import ExportScheduler
+from stowpair.queue.service import QueueService
+from stowpair.queue.store import SQLiteTaskStore
+from stowpair.receiver.service import streaming_site
+
+T = TypeVar("T")
+
+register_events(
+    {
+        "config.reloaded": ("source", "changes"),
+        "config.reload_refused": ("source", "errors"),
+        "demo.loading": ("instances", "url"),
+        "demo.loaded": ("instances", "status", "stored"),
+        "demo.failed": ("error",),
+    }
+)
+
+DEMO_INSTANCES = 20
+DEMO_SIZE_KB = 64
+
+
+def tasks_database(config: Config) -> Path:
+    """The task store lives next to the archive index, in its own SQLite file."""
+    db = config.archive.database
+    return db.with_name(f"{db.stem}-tasks{db.suffix or '.sqlite'}")
+
+
+class StowpairService(MultiService):
+    """Every subsystem of the stowpair process, built from one :class:`Config`."""
+
+    log = Logger()
+
+    def __init__(self, config: Config, reactor: Any, config_path: Path | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.reactor = reactor
+        self.config_path = config_path if config_path is not None else config.source
+        self.pool = ThreadPool(minthreads=0, maxthreads=4, name="stowpair-blocking")
+        self.rest_port: IListeningPort | None = None
+        self.ready: Deferred[None] = Deferred()
+        self._reloading = False
+
+    def run_blocking(self, f: Callable[[], T]) -> Deferred[T]:
+        return deferToThreadPool(self.reactor, self.pool, f)
+
+    # -- start -----------------------------------------------------------------------
+
+    def startService(self) -> None:
+        cfg = self.config
+        self.pool.start()
+        self.index = SQLiteIndex(cfg.archive.database, self.reactor)
+        self.archive = ArchiveStorage(
+            cfg.archive.storage, self.index, self.reactor, self.run_blocking
+        )
+        self.archive.prepare()
+        self.transcoder = Transcoder(self.reactor)
+        self.transcoder.start()
+        self.exporter = StowExporter(
+            self.reactor, self.index, cfg.webapps, self.transcoder, cfg.archive.storage / ".export"
+        )
+        self.tasks = SQLiteTaskStore.on_thread(tasks_database(cfg), self.reactor)
+        providers = {"stow": self.exporter, "stowrs": self.exporter}
+        self.scheduler = ExportScheduler(cfg, self.tasks, providers, self.reactor)
+        self.rules = RuleEngine(cfg, self.tasks, self.scheduler.kick, self.reactor)
+        self.archive.add_listener(self.rules.on_instance_received)
+        self.manager = TaskManager(self.tasks, self.scheduler, self.reactor)
+        self.api = Dcm4cheeApi(
+            cfg,
+            self.manager,
+            sync_export=self._sync_export,
+            ingest_resource_for=self._ingest_for,
+            reload=self.reload,
+        )
+        self._ingest: dict[str, IResource] = {}
+        QueueService(self.tasks, self.scheduler).setServiceParent(self)
+        if cfg.emulator.enabled:
+            from stowpair.tap import make_emulator_service
+
+            make_emulator_service(cfg.emulator, self.reactor).setServiceParent(self)
+        super().startService()
+        Deferred.fromCoroutine(self._start()).addCallbacks(self.ready.callback, self._start_failed)
+
+    async def _start(self) -> None:
+        await self._listen()
+        instances = await self.index.opened
+        if not instances and self.config.demo_on_empty:
+            try:
+                await self._load_demo()
+            except Exception as e:  # the service runs on without its demo
+                self.log.error("Demo study not loaded: {error}", error=str(e), event="demo.failed")
+
+    def _listen(self) -> Deferred[None]:
+        root = Resource()
+        root.putChild(b"health", HealthResource())
+        root.putChild(b"dcm4chee-arc", Dcm4cheeArcResource(self.api))
+        host, port = self.config.rest.host, self.config.rest.port
+        endpoint_type = TCP6ServerEndpoint if ":" in host else TCP4ServerEndpoint
+        endpoint = endpoint_type(self.reactor, port, interface=host)
+        d: Deferred[IListeningPort] = endpoint.listen(streaming_site(root))
+
+        def bound(listening: IListeningPort) -> None:
+            self.rest_port = listening
+            address: Any = listening.getHost()
+            self.log.info(
+                "REST API listening on http://{host}:{port}/dcm4chee-arc",
+                role="rest",
+                host=address.host,
+                port=address.port,
+                url=f"http://{address.host}:{address.port}",
+                event="listening",
+            )
+
+        return d.addCallback(bound)
+
+    def _start_failed(self, failure: Any) -> None:
+        self.log.failure("stowpair could not start", failure, event="startup.failed")
+        self.ready.errback(failure)
+        if self.reactor.running:
+            self.reactor.stop()
+
+    def _ingest_for(self, aet: str) -> IResource:
+        if aet not in self._ingest:
+            self._ingest[aet] = make_ingest_resource(
+                aet, self.archive, self.reactor, self.run_blocking
+            )
+        return self._ingest[aet]
+
+    def _sync_export(
+        self, aet: str, study: str, series: str, sop: str, webapp: str
+    ) -> Deferred[tuple[int, dict[str, Any]]]:
+        return sync_export(
+            self.exporter,
+            aet,
+            study,
+            None if series == "*" else series,
+            None if sop == "*" else sop,
+            webapp,
+        )
+
+    # -- demo ------------------------------------------------------------------------
+
+    async def _load_demo(self) -> None:
+        """POST a generated study to our own ingest endpoint, so export rules fire."""
+        folder = self.config.archive.storage.parent / "demo"
+        files = await self.run_blocking(
+            lambda: generate_demo_study(folder, DEMO_INSTANCES, DEMO_SIZE_KB)
+        )
+        address: Any = self.rest_port.getHost() if self.rest_port else None
+        aet = self.config.device.ae_titles[0]
+        url = f"http://{address.host}:{address.port}/dcm4chee-arc/aets/{aet}/rs/studies"
+        self.log.info(
+            "Loading a demo study of {instances} instances into {url}",
+            instances=len(files),
+            url=url,
+            event="demo.loading",
+        )
+        parts = [BodyPart(p, EXPLICIT_VR_LE, p.stat().st_size) for p in files]
+        producer = MultipartRelatedProducer(parts, Cooperator(scheduler=self._schedule))
+        response = await treq.post(
+            url,
+            data=producer,
+            headers=Headers(
+                {b"Content-Type": [producer.content_type], b"Accept": [b"application/json"]}
+            ),
+            reactor=self.reactor,
+        )
+        body = await response.json()
+        stored = len((body.get("00081199") or {}).get("Value") or [])
+        self.log.info(
+            "Demo study loaded: HTTP {status}, {stored} instances stored",
+            instances=len(files),
+            status=response.code,
+            stored=stored,
+            event="demo.loaded",
+        )
+        await self.run_blocking(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+    def _schedule(self, work: Callable[[], None]) -> Any:
+        return self.reactor.callLater(0, work)
+
+    # -- reload ----------------------------------------------------------------------
+
+    def reload(self) -> Deferred[list[str]]:
+        """Load the configuration file again; apply it only when it is valid."""
+        return ensureDeferred(self._reload())
+
+    async def _reload(self) -> list[str]:
+        if self.config_path is None:
+            return ["no configuration file to reload"]
+        path = self.config_path
+        try:
+            new = await self.run_blocking(lambda: load_config(path))
+        except ConfigError as e:
+            self.log.warn(
+                "Configuration reload refused, keeping the running one: {errors}",
+                source=str(path),
+                errors=e.errors,
+                event="config.reload_refused",
+            )
+            return e.errors
+        changes = self._restart_only_changes(new)
+        self.config = new
+        self.scheduler.set_config(new)
+        self.rules.set_config(new)
+        self.api.set_config(new)
+        self.exporter.reconfigure(new.webapps)
+        self.log.info(
+            "Configuration reloaded from {source}",
+            source=str(path),
+            changes=changes,
+            event="config.reloaded",
+        )
+        return []
+
+    def _restart_only_changes(self, new: Config) -> list[str]:
+        """Settings a reload cannot apply (listeners, stores): named, not applied."""
+        old = self.config
+        pairs = {
+            "rest": (old.rest, new.rest),
+            "emulator": (old.emulator, new.emulator),
+            "archive": (old.archive, new.archive),
+            "logging": (old.json_log, new.json_log),
+        }
+        return [f"{name} changed: restart to apply" for name, (a, b) in pairs.items() if a != b]
+
+    # -- stop ------------------------------------------------------------------------
+
+    def stopService(self) -> Deferred[None]:
+        d: Deferred[Any]
+        if self.rest_port is not None:
+            d = Deferred.fromCoroutine(_wait(self.rest_port.stopListening()))
+        else:
+            d = Deferred.fromCoroutine(_wait(None))
+        d.addCallback(lambda _: super(StowpairService, self).stopService())
+        d.addBoth(lambda _: self._close_stores())
+        return d
+
+    def _close_stores(self) -> Deferred[None]:
+        closing = [self.transcoder.stop(), self.exporter.close(), self.index.close()]
+        d = DeferredList(closing, consumeErrors=True)
+        return d.addCallback(lambda _: self.pool.stop())
+
+
+async def _wait(d: Any) -> None:
+    if d is not None:
+        await d
