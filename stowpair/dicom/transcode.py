@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import tempfile
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, cast
 
@@ -281,10 +282,7 @@ class Transcoder(Service):
         if self._executor or self._threads:
             return
         if self.use_processes:
-            context = multiprocessing.get_context("forkserver")
-            # Workers fork from a server that already imported pydicom and the codecs.
-            context.set_forkserver_preload([__name__])
-            self._executor = ProcessPoolExecutor(self.max_workers, mp_context=context)
+            self._executor = self._new_executor()
         else:
             self._threads = ThreadPool(0, self.max_workers, name="stowpair-transcode")
             self._threads.start()
@@ -294,6 +292,12 @@ class Transcoder(Service):
             mode=self.mode,
             workers=self.max_workers,
         )
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        context = multiprocessing.get_context("forkserver")
+        # Workers fork from a server that already imported pydicom and the codecs.
+        context.set_forkserver_preload([__name__])
+        return ProcessPoolExecutor(self.max_workers, mp_context=context)
 
     def stop(self) -> Deferred[None]:
         """Let running jobs finish, drop queued ones; fires when the workers are gone."""
@@ -343,7 +347,13 @@ class Transcoder(Service):
 
     def _submit(self, src: Path, target_ts: str, dest: Path) -> Deferred[int]:
         assert self._executor is not None
-        future = self._executor.submit(transcode_file, src, target_ts, dest)
+        try:
+            future = self._executor.submit(transcode_file, src, target_ts, dest)
+        except BrokenProcessPool:
+            # A worker died earlier (OOM killer, signal): its jobs failed; start a new pool.
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = self._new_executor()
+            future = self._executor.submit(transcode_file, src, target_ts, dest)
 
         def cancel(_: Deferred[int]) -> None:
             future.cancel()  # only a queued job can be cancelled; a running one completes

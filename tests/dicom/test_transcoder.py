@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 from typing import cast
 
@@ -93,3 +95,27 @@ def test_bad_worker_count() -> None:
     """When max_workers is below one, the constructor refuses."""
     with pytest.raises(ValueError, match="max_workers"):
         Transcoder(_reactor(), max_workers=0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_dead_worker_fails_job_then_pool_recovers(tmp_path: Path) -> None:
+    """When a worker process is killed mid-job, that job fails clearly and later jobs succeed."""
+    transcoder = Transcoder(_reactor(), max_workers=1, use_processes=True)
+    transcoder.start()
+    src = bundled("MR_small_RLE.dcm")
+    try:
+        await transcoder.transcode(src, ts.EXPLICIT_VR_LE, tmp_path / "warm.dcm")
+        executor = transcoder._executor
+        assert executor is not None
+        pids = list(executor._processes)  # the worker we started, by id
+        job = transcoder.transcode(
+            bundled("examples_ybr_color.dcm"), ts.EXPLICIT_VR_LE, tmp_path / "a.dcm"
+        )
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        with pytest.raises(TranscodeError, match="worker failed"):
+            await job
+        size = await transcoder.transcode(src, ts.EXPLICIT_VR_LE, tmp_path / "b.dcm")
+        assert size == (tmp_path / "b.dcm").stat().st_size
+    finally:
+        await transcoder.stop()
