@@ -25,7 +25,7 @@ from pydicom.pixels import decompress
 from pydicom.pixels.decoders.base import _PIXEL_DATA_DECODERS
 from pydicom.uid import UID
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -255,8 +255,8 @@ class Transcoder(Service):
 
     ``use_processes`` (default) uses a ``forkserver`` process pool: the pylibjpeg decoders
     hold the GIL for a whole frame (a 512x512 SV1 frame stalled a 1 ms ticker thread for
-    21 ms), so threads would both stall the reactor and not scale; two processes decoded
-    1.7x as fast as two threads (docs/transcoding.md). ``use_processes=False`` uses a Twisted
+    21 ms), so threads would both stall the reactor and not scale; two processes ran about
+    twice as fast as two threads (docs/transcoding.md). ``use_processes=False`` uses a Twisted
     ``ThreadPool`` (less memory, no child processes). Each worker handles one instance at a
     time, so memory is bounded by ``max_workers`` decoded instances. Use :meth:`start` /
     :meth:`stop`, or attach it to a ``MultiService``.
@@ -304,7 +304,7 @@ class Transcoder(Service):
         executor, threads = self._executor, self._threads
         self._executor = self._threads = None
         if executor is None and threads is None:
-            return Deferred.fromCoroutine(_nothing())
+            return succeed(None)
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
             join: Any = executor.shutdown
@@ -398,7 +398,3 @@ def _fire(d: Deferred[int], done: Future[int], src: Path) -> None:
         d.errback(Failure(exc))
     else:  # BrokenProcessPool and the like: a worker died (e.g. killed by the OOM killer)
         d.errback(TranscodeError(f"cannot transcode {src}: worker failed: {exc!r}"))
-
-
-async def _nothing() -> None:
-    return None
