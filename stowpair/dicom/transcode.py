@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import tempfile
+import uuid
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -237,8 +237,9 @@ def _file_meta(ds: Dataset, target_ts: str, src: Path) -> FileMetaDataset:
 
 def _write(ds: Dataset, dest: Path, fsync: bool) -> int:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    temp = Path(name)
+    temp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
+    # O_EXCL and a random name, like mkstemp, but mode 0o666 & ~umask like any new file.
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as out:
             pydicom.dcmwrite(out, ds, enforce_file_format=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -224,3 +226,13 @@ def test_dest_replaced_atomically(tmp_path: Path) -> None:
     transcode_file(bundled("MR_small_RLE.dcm"), ts.EXPLICIT_VR_LE, dest)
     assert [p.name for p in dest.parent.iterdir()] == ["out.dcm"]
     assert pydicom.dcmread(dest).file_meta.TransferSyntaxUID == ts.EXPLICIT_VR_LE
+
+
+def test_output_mode_follows_umask(tmp_path: Path) -> None:
+    """When the output is written, its mode is 0o666 minus the umask, as for any new file."""
+    old = os.umask(0o022)
+    try:
+        transcode_file(bundled("CT_small.dcm"), ts.EXPLICIT_VR_LE, tmp_path / "out.dcm")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "out.dcm").stat().st_mode) == 0o644
