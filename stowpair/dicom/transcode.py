@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import tempfile
+import uuid
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,7 +25,7 @@ from pydicom.pixels import decompress
 from pydicom.pixels.decoders.base import _PIXEL_DATA_DECODERS
 from pydicom.uid import UID
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -236,8 +237,9 @@ def _file_meta(ds: Dataset, target_ts: str, src: Path) -> FileMetaDataset:
 
 def _write(ds: Dataset, dest: Path, fsync: bool) -> int:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    temp = Path(name)
+    temp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
+    # O_EXCL and a random name, like mkstemp, but mode 0o666 & ~umask like any new file.
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as out:
             pydicom.dcmwrite(out, ds, enforce_file_format=True)
@@ -254,8 +256,8 @@ class Transcoder(Service):
 
     ``use_processes`` (default) uses a ``forkserver`` process pool: the pylibjpeg decoders
     hold the GIL for a whole frame (a 512x512 SV1 frame stalled a 1 ms ticker thread for
-    21 ms), so threads would both stall the reactor and not scale; two processes decoded
-    1.7x as fast as two threads (docs/transcoding.md). ``use_processes=False`` uses a Twisted
+    21 ms), so threads would both stall the reactor and not scale; two processes ran about
+    twice as fast as two threads (docs/transcoding.md). ``use_processes=False`` uses a Twisted
     ``ThreadPool`` (less memory, no child processes). Each worker handles one instance at a
     time, so memory is bounded by ``max_workers`` decoded instances. Use :meth:`start` /
     :meth:`stop`, or attach it to a ``MultiService``.
@@ -281,10 +283,7 @@ class Transcoder(Service):
         if self._executor or self._threads:
             return
         if self.use_processes:
-            context = multiprocessing.get_context("forkserver")
-            # Workers fork from a server that already imported pydicom and the codecs.
-            context.set_forkserver_preload([__name__])
-            self._executor = ProcessPoolExecutor(self.max_workers, mp_context=context)
+            self._executor = self._new_executor()
         else:
             self._threads = ThreadPool(0, self.max_workers, name="stowpair-transcode")
             self._threads.start()
@@ -295,12 +294,18 @@ class Transcoder(Service):
             workers=self.max_workers,
         )
 
+    def _new_executor(self) -> ProcessPoolExecutor:
+        context = multiprocessing.get_context("forkserver")
+        # Workers fork from a server that already imported pydicom and the codecs.
+        context.set_forkserver_preload([__name__])
+        return ProcessPoolExecutor(self.max_workers, mp_context=context)
+
     def stop(self) -> Deferred[None]:
         """Let running jobs finish, drop queued ones; fires when the workers are gone."""
         executor, threads = self._executor, self._threads
         self._executor = self._threads = None
         if executor is None and threads is None:
-            return Deferred.fromCoroutine(_nothing())
+            return succeed(None)
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
             join: Any = executor.shutdown
@@ -343,7 +348,13 @@ class Transcoder(Service):
 
     def _submit(self, src: Path, target_ts: str, dest: Path) -> Deferred[int]:
         assert self._executor is not None
-        future = self._executor.submit(transcode_file, src, target_ts, dest)
+        try:
+            future = self._executor.submit(transcode_file, src, target_ts, dest)
+        except BrokenProcessPool:
+            # A worker died earlier (OOM killer, signal): its jobs failed; start a new pool.
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = self._new_executor()
+            future = self._executor.submit(transcode_file, src, target_ts, dest)
 
         def cancel(_: Deferred[int]) -> None:
             future.cancel()  # only a queued job can be cancelled; a running one completes
@@ -388,7 +399,3 @@ def _fire(d: Deferred[int], done: Future[int], src: Path) -> None:
         d.errback(Failure(exc))
     else:  # BrokenProcessPool and the like: a worker died (e.g. killed by the OOM killer)
         d.errback(TranscodeError(f"cannot transcode {src}: worker failed: {exc!r}"))
-
-
-async def _nothing() -> None:
-    return None

@@ -230,3 +230,14 @@ def _pydicom_transfer_syntaxes() -> list[tuple[str, str]]:
 def test_pydicom_keywords_resolve(pydicom_keyword: str, uid: str) -> None:
     """When a pydicom keyword is given, it resolves to pydicom's UID for it."""
     assert ts.resolve(pydicom_keyword) == uid
+
+
+@given(st.text(max_size=80))
+def test_resolve_any_text_gives_uid_or_clear_error(text: str) -> None:
+    """When arbitrary text is resolved, the result is a UID or an UnknownTransferSyntax."""
+    try:
+        uid = ts.resolve(text)
+    except UnknownTransferSyntax as exc:
+        assert str(exc) and "\n" not in str(exc)
+    else:
+        assert uid[0].isdigit() and len(uid) <= 64
