@@ -56,6 +56,7 @@ register_events(
         "demo.loading": ("instances", "url"),
         "demo.loaded": ("instances", "status", "stored"),
         "demo.failed": ("error",),
+        "startup.failed": (),
     }
 )
 
