@@ -243,12 +243,182 @@ class Dcmdjpeg(Pair):
         return rate(time.perf_counter() - t0, self.files)
 
 
+STOWPAIR_CONFIG = """
+base_dir = "."
+demo_on_empty = false
+[device]
+name = "bench"
+ae_titles = ["BENCH"]
+[rest]
+port = {rest_port}
+[emulator]
+enabled = false
+[logging]
+json_file = "-"
+[webapps.dest]
+url = "{url}"
+[webapps.dest.properties]
+concurrency = {concurrency}
+max-instances-per-request = {batch}
+chunked = {chunked}
+transfer-syntax = "{ts}"
+[exporters.Bench]
+uri = "stow:dest"
+queue = "Export1"
+ae_title = "BENCH"
+[queues.Export1]
+"""
+
+
+class _StowpairSender(Pair):
+    """``twistd -n stowpair`` holding the study in its archive (``stowpair import``),
+    exporting it with a synchronous ``POST .../export/stowrs:dest`` (the same exporter and
+    Web Application properties as queued exports, timed without queue polling)."""
+
+    def __init__(
+        self,
+        concurrency: int = 1,
+        batch: int = 1,
+        chunked: bool = False,
+        ts: str = "*",
+        label: str = "",
+    ) -> None:
+        self.concurrency, self.batch, self.chunked, self.ts = concurrency, batch, chunked, ts
+        self.label = label or f"c{concurrency} b{batch}" + (" chunked" if chunked else "")
+
+    def start_sender(self, url: str) -> None:
+        rest_port = peers.free_port()
+        conf = self.work / "stowpair.toml"
+        conf.write_text(
+            STOWPAIR_CONFIG.format(
+                rest_port=rest_port,
+                url=url,
+                concurrency=self.concurrency,
+                batch=self.batch,
+                chunked=str(self.chunked).lower(),
+                ts=self.ts,
+            )
+        )
+        self.sender = peers.start_twistd(self.work, "stowpair", ["-c", str(conf)], rest_port)
+        stowpair = str(Path(sys.executable).with_name("stowpair"))
+        subprocess.run(
+            [stowpair, "import", "-c", str(conf), *map(str, self.files)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=self.work,
+        )
+        from pydicom import dcmread
+
+        self.study = dcmread(self.files[0], stop_before_pixels=True).StudyInstanceUID
+        self.trigger = (
+            f"http://127.0.0.1:{rest_port}/dcm4chee-arc/aets/BENCH/rs/studies/"
+            f"{self.study}/export/stowrs:dest"
+        )
+
+    def export(self) -> float:
+        import urllib.request
+
+        request = urllib.request.Request(self.trigger, data=b"", method="POST")
+        t0 = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=3600) as response:
+            answer = json.loads(response.read())
+        seconds = time.perf_counter() - t0
+        if answer.get("completed") != len(self.files):
+            raise RuntimeError(f"export answered {answer}")
+        return seconds
+
+    def sender_rss(self) -> dict[str, float]:
+        out = {"sender_rss_mb": peak_rss_mb(self.sender.process.pid)}
+        workers = [peak_rss_mb(pid) for pid in _descendants(self.sender.process.pid)]
+        if workers:
+            out["transcode_worker_rss_mb"] = max(workers)
+        return out
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        except OSError:
+            continue
+        found += [int(c) for c in children]
+        todo += [int(c) for c in children]
+    return found
+
+
+class StowpairToStowrsd(_StowpairSender, _StowrsdReceiver):
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return f"stowpair→stowrsd {self.label}"
+
+    def setup(self, files: list[Path], work: Path) -> None:
+        Pair.setup(self, files, work)
+        self.start_receiver(work)
+        self.start_sender(self.url)
+
+    def measure(self) -> dict[str, float]:
+        seconds = self.export()
+        if self.received() != len(self.files):
+            raise RuntimeError(f"stowrsd holds {self.received()} of {len(self.files)}")
+        self.clear()
+        return {
+            **rate(seconds, self.files),
+            **self.sender_rss(),
+            "receiver_rss_mb": peak_rss_mb(self.receiver.process.pid),
+        }
+
+    def teardown(self) -> None:
+        self.sender.stop()
+        self.receiver.stop()
+
+
+class StowpairToOrthanc(_StowpairSender):
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return f"stowpair→orthanc {self.label}"
+
+    def setup(self, files: list[Path], work: Path) -> None:
+        super().setup(files, work)
+        self.sink = peers.start_orthanc(work / "sink")
+        self.start_sender(f"http://127.0.0.1:{self.sink.port}/dicom-web")
+
+    def measure(self) -> dict[str, float]:
+        seconds = self.export()
+        stats = peers.orthanc_call(self.sink, "GET", "/statistics")
+        if int(stats["CountInstances"]) != len(self.files):
+            raise RuntimeError(f"Orthanc holds {stats['CountInstances']} of {len(self.files)}")
+        for study in peers.orthanc_call(self.sink, "GET", "/studies"):
+            peers.orthanc_call(self.sink, "DELETE", f"/studies/{study}")
+        return {
+            **rate(seconds, self.files),
+            **self.sender_rss(),
+            "receiver_rss_mb": peak_rss_mb(self.sink.process.pid),
+        }
+
+    def teardown(self) -> None:
+        self.sender.stop()
+        self.sink.stop()
+
+
 def pairs_for(scenario: str) -> list[Pair]:
     common: list[Pair] = [OrthancToOrthanc(), OrthancToStowrsd(), DicomwebClientToStowrsd()]
     if scenario == "S1":
-        return common
+        ours: list[Pair] = [StowpairToStowrsd(c, b) for c in (1, 4) for b in (1, 10)]
+        return [*ours, StowpairToOrthanc(4, 10), *common]
     if scenario == "S2":
-        return [*common, CurlToNginx(), CopyToDisk()]
+        return [
+            StowpairToStowrsd(1, 1),
+            StowpairToStowrsd(1, 1, chunked=True),
+            StowpairToOrthanc(1, 1),
+            *common,
+            CurlToNginx(),
+            CopyToDisk(),
+        ]
     if scenario == "S3":
-        return [Dcmdjpeg()]
+        return [StowpairToStowrsd(4, 1, ts="ExplicitVRLittleEndian", label="EVRLE"), Dcmdjpeg()]
+    if scenario == "S4":
+        return [StowpairToStowrsd(1, 1), StowpairToStowrsd(1, 1, chunked=True)]
     return []

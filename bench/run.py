@@ -36,10 +36,15 @@ class Sizes:
     s2_kb: int = 50 * 1024
     s3_instances: int = 200
     s3_kb: int = 100
+    #: S4: the "2 GB study" for peak RSS (0 skips it).
+    s4_instances: int = 20
+    s4_kb: int = 100 * 1024
     runs: int = 3
 
 
-QUICK = Sizes(s1_instances=100, s2_instances=3, s2_kb=10 * 1024, s3_instances=20, runs=1)
+QUICK = Sizes(
+    s1_instances=100, s2_instances=3, s2_kb=10 * 1024, s3_instances=20, s4_instances=0, runs=1
+)
 
 
 @dataclass
@@ -65,6 +70,8 @@ def _prepare(work: Path, sizes: Sizes) -> dict[str, list[Path]]:
         sets["S3"] = data.compress_sv1(s3_raw, work / "s3")
     except RuntimeError as e:
         print(f"S3 skipped: {e}", file=sys.stderr)
+    if sizes.s4_instances:
+        sets["S4"] = data.make_study(work / "s4", sizes.s4_instances, sizes.s4_kb, seed=4)
     print(f"data ready in {time.monotonic() - t0:.1f}s", file=sys.stderr)
     return sets
 

@@ -98,10 +98,14 @@ class StowpairService(MultiService):
             cfg.archive.storage, self.index, self.reactor, self.run_blocking
         )
         self.archive.prepare()
+        work_dir = cfg.archive.storage / ".export"  # decompressed copies while they are sent
+        work_dir.mkdir(parents=True, exist_ok=True)
+        for stale in work_dir.glob("stowpair-*.dcm"):  # left by a crash mid-export
+            stale.unlink(missing_ok=True)
         self.transcoder = Transcoder(self.reactor)
         self.transcoder.start()
         self.exporter = StowExporter(
-            self.reactor, self.index, cfg.webapps, self.transcoder, cfg.archive.storage / ".export"
+            self.reactor, self.index, cfg.webapps, self.transcoder, work_dir
         )
         self.tasks = SQLiteTaskStore.on_thread(tasks_database(cfg), self.reactor)
         providers = {"stow": self.exporter, "stowrs": self.exporter}

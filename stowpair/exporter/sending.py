@@ -194,7 +194,13 @@ class Attempt:
         if self._transcoder is None:
             self.fail_unsendable(item, f"needs decompression to {target}, which is not available")
             return None
-        fd, name = tempfile.mkstemp(prefix="stowpair-", suffix=".dcm", dir=self._work_dir)
+        try:
+            fd, name = tempfile.mkstemp(prefix="stowpair-", suffix=".dcm", dir=self._work_dir)
+        except OSError as e:
+            self.fail_unsendable(
+                item, f"cannot create a temporary file in {self._work_dir}: {e.strerror}"
+            )
+            return None
         os.close(fd)
         temp = Path(name)
         try:

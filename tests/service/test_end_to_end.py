@@ -35,6 +35,10 @@ enabled = false
 json_file = "-"
 [webapps.dest]
 url = "{url}"
+[webapps.native]
+url = "{url}"
+[webapps.native.properties]
+transfer-syntax = "ExplicitVRLittleEndian"
 [exporters.ToDest]
 uri = "stow:dest"
 queue = "Export1"
@@ -125,6 +129,42 @@ async def test_ingested_study_arrives_at_destination(tmp_path: Path) -> None:
             await deferLater(reactor, 0.1, lambda: None)
         assert [t["status"] for t in listing] == ["COMPLETED"]
         assert listing[0]["outcomeMessage"].endswith("- completed:6")
+    finally:
+        await service.stopService()
+        await receiver.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_sync_export_decompresses_for_native_only_destination(tmp_path: Path) -> None:
+    """When a web app accepts only Explicit VR LE, an RLE study is sent decompressed with
+    identical pixels, through the synchronous REST export."""
+    from pydicom import dcmread
+    from pydicom.uid import ExplicitVRLittleEndian, RLELossless
+
+    received = tmp_path / "received"
+    receiver, dest_port = await start_receiver(received)
+    service = await start_stowpair(tmp_path, dest_port)
+    try:
+        files = generate_demo_study(
+            tmp_path / "src", 3, size_kb=16, seed=7, syntaxes=(RLELossless,)
+        )
+        await post_study(service, files)
+        study = dcmread(files[0], stop_before_pixels=True).StudyInstanceUID
+        assert service.rest_port is not None
+        port = service.rest_port.getHost().port
+        response = await treq.post(
+            f"http://127.0.0.1:{port}/dcm4chee-arc/aets/E2E/rs/studies/{study}"
+            "/export/stowrs:native",
+            reactor=reactor,
+        )
+        assert (response.code, await response.json()) == (200, {"completed": 3})
+        for src in files:
+            original = dcmread(src)
+            sent = next(received.rglob(src.name))
+            copy = dcmread(sent)
+            assert copy.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+            assert copy.SOPInstanceUID == original.SOPInstanceUID
+            assert (copy.pixel_array == original.pixel_array).all()
     finally:
         await service.stopService()
         await receiver.stopService()
