@@ -57,25 +57,28 @@ class Pair:
 class _StowrsdReceiver:
     """A ``twistd -n stowrsd`` receiver storing by UID (fsync on), emptied between runs."""
 
+    ignore = False
+
     def start_receiver(self, work: Path) -> peers.Peer:
         self.store = work / "received"
         self.store.mkdir(parents=True, exist_ok=True)
         port = peers.free_port()
+        args = ["-b", f"127.0.0.1:{port}", "-d", str(self.store), "--json-log", "-"]
         self.receiver = peers.start_twistd(
-            work,
-            "stowrsd",
-            ["-b", f"127.0.0.1:{port}", "-d", str(self.store), "--json-log", "-"],
-            port,
+            work, "stowrsd", [*args, "--ignore"] if self.ignore else args, port
         )
         self.url = f"http://127.0.0.1:{port}/stowrs"
         return self.receiver
 
     def received(self) -> int:
+        if self.ignore:  # nothing is stored; the export's answer counted every instance
+            return len(self.files)  # type: ignore[attr-defined]
         return sum(1 for _ in self.store.rglob("*.dcm"))
 
     def clear(self) -> None:
-        shutil.rmtree(self.store)
-        self.store.mkdir()
+        for child in self.store.iterdir():
+            if not child.name.startswith("."):  # keep stowrsd's .incoming folder
+                shutil.rmtree(child)
 
 
 class _OrthancSource(Pair):
@@ -282,9 +285,12 @@ class _StowpairSender(Pair):
         chunked: bool = False,
         ts: str = "*",
         label: str = "",
+        ignore: bool = False,
     ) -> None:
         self.concurrency, self.batch, self.chunked, self.ts = concurrency, batch, chunked, ts
-        self.label = label or f"c{concurrency} b{batch}" + (" chunked" if chunked else "")
+        self.ignore = ignore
+        suffix = (" chunked" if chunked else "") + (" (--ignore)" if ignore else "")
+        self.label = label or f"c{concurrency} b{batch}{suffix}"
 
     def start_sender(self, url: str) -> None:
         rest_port = peers.free_port()
@@ -311,10 +317,31 @@ class _StowpairSender(Pair):
         from pydicom import dcmread
 
         self.study = dcmread(self.files[0], stop_before_pixels=True).StudyInstanceUID
+        self.warm_up(rest_port)
         self.trigger = (
             f"http://127.0.0.1:{rest_port}/dcm4chee-arc/aets/BENCH/rs/studies/"
             f"{self.study}/export/stowrs:dest"
         )
+
+    def warm_up(self, rest_port: int) -> None:
+        """One untimed single-instance export: connections and transcoder workers start."""
+        import urllib.request
+
+        from pydicom import dcmread
+
+        ds = dcmread(self.files[0], stop_before_pixels=True)
+        url = (
+            f"http://127.0.0.1:{rest_port}/dcm4chee-arc/aets/BENCH/rs/studies/"
+            f"{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/"
+            f"{ds.SOPInstanceUID}/export/stowrs:dest"
+        )
+        request = urllib.request.Request(url, data=b"", method="POST")
+        with urllib.request.urlopen(request, timeout=600) as response:
+            response.read()
+        self.after_warm_up()
+
+    def after_warm_up(self) -> None:
+        pass
 
     def export(self) -> float:
         import urllib.request
@@ -359,6 +386,9 @@ class StowpairToStowrsd(_StowpairSender, _StowrsdReceiver):
         self.start_receiver(work)
         self.start_sender(self.url)
 
+    def after_warm_up(self) -> None:
+        self.clear()
+
     def measure(self) -> dict[str, float]:
         seconds = self.export()
         if self.received() != len(self.files):
@@ -384,6 +414,10 @@ class StowpairToOrthanc(_StowpairSender):
         super().setup(files, work)
         self.sink = peers.start_orthanc(work / "sink")
         self.start_sender(f"http://127.0.0.1:{self.sink.port}/dicom-web")
+
+    def after_warm_up(self) -> None:
+        for study in peers.orthanc_call(self.sink, "GET", "/studies"):
+            peers.orthanc_call(self.sink, "DELETE", f"/studies/{study}")
 
     def measure(self) -> dict[str, float]:
         seconds = self.export()
@@ -412,6 +446,7 @@ def pairs_for(scenario: str) -> list[Pair]:
         return [
             StowpairToStowrsd(1, 1),
             StowpairToStowrsd(1, 1, chunked=True),
+            StowpairToStowrsd(1, 1, ignore=True),
             StowpairToOrthanc(1, 1),
             *common,
             CurlToNginx(),

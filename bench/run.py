@@ -166,11 +166,18 @@ def targets(rows: list[Row]) -> list[str]:
         "S1 stowpair→stowrsd vs Orthanc→Orthanc (inst/s)",
     )
     ratio(
-        ("S2", "stowpair→stowrsd c1 b1"),
+        ("S2", "stowpair→stowrsd c1 b1 (--ignore)"),
         ("S2", "curl→nginx sink"),
         "mb_per_s",
         0.5,
-        "S2 stowpair→stowrsd vs curl→sink (MB/s)",
+        "S2 stowpair→stowrsd --ignore vs curl→nginx sink (MB/s)",
+    )
+    ratio(
+        ("S2", "stowpair→stowrsd c1 b1"),
+        ("S2", "cp + sync (same disk)"),
+        "mb_per_s",
+        0.5,
+        "S2 stowpair→stowrsd storing with fsync vs cp + sync (MB/s)",
     )
     ratio(
         ("S3", "stowpair→stowrsd EVRLE"),

@@ -142,7 +142,11 @@ class _DirectoryBackend:
         # cache. fsync (the slow part) happens in store(), in the thread pool.
         name = f"{os.getpid()}-{ctx.request_id}-{next(self._counter)}.part"
         path = self.incoming / name
-        return TempPart(path, path.open("xb"))
+        try:
+            return TempPart(path, path.open("xb"))
+        except FileNotFoundError:  # the storage folder was removed under us: recreate it
+            self.incoming.mkdir(parents=True, exist_ok=True)
+            return TempPart(path, path.open("xb"))
 
     def store(
         self, part_temp: Path, header: InstanceHeader, ctx: RequestContext

@@ -299,3 +299,15 @@ def test_json_body_shape(make_stub: Callable[..., Stub]) -> None:
     stub = make_stub()
     r = post(stub, [encode(make_dataset())])
     assert set(json.loads(r.body)) == {"00081190", "00081199"}
+
+
+def test_storage_folder_removed_while_running(make_stub: Callable[..., Stub]) -> None:
+    """When the storage folder is deleted while serving, the next request recreates it."""
+    import shutil
+
+    stub = make_stub()
+    shutil.rmtree(stub.directory)
+    a = make_dataset()
+    r = post(stub, [encode(a)])
+    assert r.code == 200
+    assert len(files(stub.directory)) == 1
