@@ -6,7 +6,7 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pydicom
 import pytest
@@ -23,12 +23,14 @@ from twisted.logger import LogEvent, globalLogPublisher
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
+from stowpair.api.dcm4chee import Dcm4cheeApi, Dcm4cheeArcResource
 from stowpair.archive.backend import ArchiveStorage
 from stowpair.archive.demo import generate_demo_study
 from stowpair.archive.index import SQLiteIndex
-from stowpair.archive.ingest import AetsResource, make_ingest_resource
+from stowpair.archive.ingest import make_ingest_resource
 from stowpair.archive.model import InstanceRecord
 from stowpair.archive.store import read_header
+from stowpair.config.model import Config, Device
 from stowpair.receiver.request import StreamingRequest
 
 BOUNDARY = "stowpair-test-boundary"
@@ -81,15 +83,15 @@ async def ingest(tmp_path: Path) -> AsyncIterator[Archive]:
     backend.prepare()
     heard: list[tuple[InstanceRecord, Mapping[str, str]]] = []
     backend.add_listener(lambda record, attrs: heard.append((record, attrs)))
-    root, arc = Resource(), Resource()
-    root.putChild(b"dcm4chee-arc", arc)
-    arc.putChild(
-        b"aets",
-        AetsResource(
-            lambda: ["STOWPAIR"],
-            lambda aet: make_ingest_resource(aet, backend, reactor, run_blocking),
-        ),
+    # The service's own /dcm4chee-arc router: it checks the AE title and hands STOW-RS
+    # POSTs under {AET}/rs to the ingest resource (export routes are not used here).
+    api = Dcm4cheeApi(
+        Config(device=Device(ae_titles=("STOWPAIR",))),
+        cast(Any, None),
+        ingest_resource_for=lambda aet: make_ingest_resource(aet, backend, reactor, run_blocking),
     )
+    root = Resource()
+    root.putChild(b"dcm4chee-arc", Dcm4cheeArcResource(api))
     site = Site(root)
     site.requestFactory = StreamingRequest
     port: IListeningPort = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(site)
@@ -182,7 +184,7 @@ async def test_bare_dataset_is_stored_as_part10(ingest: Archive, tmp_path: Path)
     ("path", "message"),
     [
         ("NOBODY/rs/studies", "No such Application Entity: NOBODY"),
-        ("STOWPAIR/other", "no such resource"),
+        ("STOWPAIR/other", "No such resource"),
     ],
     ids=["unknown-ae", "not-rs"],
 )
