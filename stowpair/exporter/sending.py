@@ -194,6 +194,10 @@ class Attempt:
         if self._transcoder is None:
             self.fail_unsendable(item, f"needs decompression to {target}, which is not available")
             return None
+        if self._work_dir is not None:
+            # A fresh archive has no <storage>/.export yet; without it every
+            # decompressing export failed with "unexpected error".
+            self._work_dir.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix="stowpair-", suffix=".dcm", dir=self._work_dir)
         os.close(fd)
         temp = Path(name)
