@@ -7,6 +7,7 @@ drivers only, never the service.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -30,6 +31,10 @@ class PeerUnavailable(RuntimeError):
     """A peer program is not installed or did not come up; the message says which."""
 
 
+class PeerMissing(PeerUnavailable):
+    """A peer program is not installed at all (tests may skip on this one only)."""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -37,9 +42,10 @@ def free_port() -> int:
 
 
 def require(program: str, package: str) -> str:
-    path = shutil.which(program)
+    """The program's path; also looks in /usr/sbin, which is not on every user's PATH."""
+    path = shutil.which(program) or shutil.which(program, path="/usr/sbin:/usr/local/sbin")
     if path is None:
-        raise PeerUnavailable(f"{program} is not installed (Debian package {package})")
+        raise PeerMissing(f"{program} is not installed (apt-get install -y {package})")
     return path
 
 
@@ -80,6 +86,8 @@ class Peer:
     port: int
     workdir: Path
     log_path: Path
+    #: HTTP Basic credentials for requests to this peer (Orthanc with authentication).
+    auth: tuple[str, str] | None = None
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process.poll() is None:
@@ -133,7 +141,7 @@ def start_orthanc(workdir: Path, settings: OrthancServer | None = None) -> Peer:
     """Orthanc on 127.0.0.1 (RemoteAccessAllowed false), DICOM port off, DICOMweb on."""
     binary = require("Orthanc", "orthanc")
     if not Path(ORTHANC_PLUGIN).exists():
-        raise PeerUnavailable(f"{ORTHANC_PLUGIN} is missing (Debian package orthanc-dicomweb)")
+        raise PeerMissing(f"{ORTHANC_PLUGIN} is missing (Debian package orthanc-dicomweb)")
     settings = settings or OrthancServer()
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -157,13 +165,35 @@ def start_orthanc(workdir: Path, settings: OrthancServer | None = None) -> Peer:
     }
     (workdir / "orthanc.json").write_text(json.dumps(config, indent=1))
     process, log_path = _spawn("orthanc", [binary, "orthanc.json"], workdir)
-    peer = Peer("orthanc", process, port, workdir, log_path)
+    users = config.get("RegisteredUsers") or {}
+    auth = next(iter(users.items())) if config.get("AuthenticationEnabled") and users else None
+    peer = Peer("orthanc", process, port, workdir, log_path, auth)
     try:
         wait_http(f"http://127.0.0.1:{port}/system", process=process)
     except PeerUnavailable as e:
         peer.stop()
         raise PeerUnavailable(f"Orthanc did not start: {e}\n{peer.log_tail()}") from None
     return peer
+
+
+def orthanc_request(
+    peer: Peer,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    content_type: str = "application/json",
+    timeout: float = 600,
+) -> bytes:
+    """One request to Orthanc's REST API (with the peer's credentials); the raw answer."""
+    headers = {"Content-Type": content_type} if body is not None else {}
+    if peer.auth is not None:
+        token = base64.b64encode(":".join(peer.auth).encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{peer.port}{path}", data=body, method=method, headers=headers
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return bytes(response.read())
 
 
 def orthanc_call(
@@ -174,20 +204,42 @@ def orthanc_call(
     content_type: str = "application/json",
     timeout: float = 600,
 ) -> Any:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{peer.port}{path}",
-        data=body,
-        method=method,
-        headers={"Content-Type": content_type} if body is not None else {},
-    )
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        raw = response.read()
+    """:func:`orthanc_request` with the answer decoded as JSON (None when empty)."""
+    raw = orthanc_request(peer, method, path, body, content_type, timeout)
     return json.loads(raw) if raw else None
+
+
+def orthanc_files(peer: Peer) -> dict[str, bytes]:
+    """Every instance Orthanc stores: SOP Instance UID → the file as Orthanc kept it."""
+    files = {}
+    for item in orthanc_call(peer, "GET", "/instances?expand"):
+        sop = item["MainDicomTags"]["SOPInstanceUID"]
+        files[sop] = orthanc_request(peer, "GET", f"/instances/{item['ID']}/file")
+    return files
+
+
+def orthanc_clear(peer: Peer) -> None:
+    """Delete every study (and so every instance) Orthanc holds."""
+    for study in orthanc_call(peer, "GET", "/studies"):
+        orthanc_call(peer, "DELETE", f"/studies/{study}")
+
+
+def orthanc_versions(peer: Peer) -> str:
+    """``Orthanc <version>, DICOMweb plugin <version>`` as the running peer reports them."""
+    system = orthanc_call(peer, "GET", "/system")
+    plugin = orthanc_call(peer, "GET", "/plugins/dicom-web")
+    return f"Orthanc {system['Version']}, DICOMweb plugin {plugin['Version']}"
+
+
+def orthanc_add_server(peer: Peer, name: str, settings: Mapping[str, Any]) -> None:
+    """Declare (or replace) a DICOMweb server at run time: ``PUT /dicom-web/servers/{name}``."""
+    orthanc_call(peer, "PUT", f"/dicom-web/servers/{name}", json.dumps(dict(settings)).encode())
 
 
 def start_socat_tls(workdir: Path, target_port: int, cert_pem: Path) -> Peer:
     """A TLS front: socat terminates TLS with ``cert_pem`` (key + chain) and forwards."""
     binary = require("socat", "socat")
+    workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     process, log_path = _spawn(
         "socat",

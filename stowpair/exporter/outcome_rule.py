@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from stowpair.exporter.outcome import TaskStatus
+from collections import Counter
+
+from stowpair.exporter.outcome import InstanceStatus, Outcome, TaskStatus
 
 
 def entity_text(study_uid: str, series_uid: str = "*", sop_uid: str = "*") -> str:
@@ -50,3 +52,25 @@ def outcome_message(
         if value:
             counts += f", {name}:{value}"
     return head + counts
+
+
+def failure_summary(outcome: Outcome, most: int = 3) -> str | None:
+    """Why instances failed, most frequent first, for the task's ``errorMessage``.
+
+    dcm4chee leaves errorMessage empty when an export ends WARNING from per-instance
+    failures, so a wrong password shows only ``failed:N`` (its issue #3130); here the
+    reasons are kept: ``16 instances failed: authentication rejected (HTTP 401); ...``.
+    None when nothing failed.
+    """
+    reasons = Counter(
+        i.reason for i in outcome.instances if i.status is InstanceStatus.FAILED and i.reason
+    )
+    if not reasons:
+        return None
+    texts = [
+        f"{n} instance{'s' if n > 1 else ''} failed: {reason}"
+        for reason, n in reasons.most_common(most)
+    ]
+    if len(reasons) > most:
+        texts.append(f"and {len(reasons) - most} other reasons")
+    return "; ".join(texts)

@@ -195,6 +195,10 @@ class Attempt:
             self.fail_unsendable(item, f"needs decompression to {target}, which is not available")
             return None
         try:
+            if self._work_dir is not None:
+                # A fresh archive has no <storage>/.export yet; without it every
+                # decompressing export failed with "unexpected error".
+                self._work_dir.mkdir(parents=True, exist_ok=True)
             fd, name = tempfile.mkstemp(prefix="stowpair-", suffix=".dcm", dir=self._work_dir)
         except OSError as e:
             self.fail_unsendable(

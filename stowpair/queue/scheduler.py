@@ -33,6 +33,7 @@ from stowpair.exporter.outcome import (
     Outcome,
     TaskStatus,
 )
+from stowpair.exporter.outcome_rule import failure_summary
 from stowpair.queue import events as _events  # noqa: F401  (registers event names)
 from stowpair.queue.model import PENDING, Task
 from stowpair.queue.purge import purge_finished, results_of
@@ -346,7 +347,7 @@ class ExportScheduler(Service):
         changes: dict[str, Any] = {
             "processing_end_time": self._clock.seconds(),
             "outcome_message": outcome.message,
-            "error_message": None,
+            "error_message": failure_summary(outcome),
             "number_of_instances": delivered_before
             + outcome.completed
             + outcome.warning

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from pydicom.uid import generate_uid
 
-from stowpair.exporter.outcome import TaskStatus
-from stowpair.exporter.outcome_rule import entity_text, outcome_message, outcome_status
+from stowpair.exporter.outcome import InstanceOutcome, InstanceStatus, Outcome, TaskStatus
+from stowpair.exporter.outcome_rule import (
+    entity_text,
+    failure_summary,
+    outcome_message,
+    outcome_status,
+)
 
 S = "1.2.3"
 
@@ -53,3 +59,27 @@ def test_entity_prefixes() -> None:
     """When series and instance are set, the entity reads Instance of Series of Study."""
     assert entity_text("1", "2") == "Series[uid=2] of Study[uid=1]"
     assert entity_text("1", "2", "3") == "Instance[uid=3] of Series[uid=2] of Study[uid=1]"
+
+
+def _failed(reason: str, status: InstanceStatus = InstanceStatus.FAILED) -> InstanceOutcome:
+    return InstanceOutcome(
+        S, "1.2.3.4", generate_uid(), "1.2.840.10008.5.1.4.1.1.2", status, reason
+    )
+
+
+@pytest.mark.parametrize(
+    ("reasons", "summary"),
+    [
+        ([], None),
+        (["x"] * 3, "3 instances failed: x"),
+        (["a", "b", "b"], "2 instances failed: b; 1 instance failed: a"),
+        (["a", "b", "c", "d", "d"], "2 instances failed: d; 1 instance failed: a; "
+         "1 instance failed: b; and 1 other reasons"),
+    ],
+    ids=["none", "one-reason", "most-frequent-first", "capped"],
+)  # fmt: skip
+def test_failure_summary(reasons: list[str], summary: str | None) -> None:
+    """When instances failed, the summary lists their reasons with counts, most first."""
+    instances = (_failed("ok", InstanceStatus.COMPLETED), *(_failed(r) for r in reasons))
+    result = Outcome(TaskStatus.WARNING, "m", failed=len(reasons), instances=instances)
+    assert failure_summary(result) == summary

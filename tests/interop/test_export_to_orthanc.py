@@ -1,137 +1,157 @@
-"""stowpair exporter → Orthanc (Debian orthanc + orthanc-dicomweb), verified at the peer."""
+"""Interop matrix, cell group 1: the stowpair exporter (``StowExporter`` over a real
+``SQLiteIndex``) → Orthanc 1.10 + DICOMweb 1.7, verified instance by instance at Orthanc.
+
+Every transfer syntax the demo data can be written in, sent as stored (byte-for-byte at
+Orthanc) or with ``transfer-syntax=ExplicitVRLittleEndian`` (pixel-for-pixel, same UIDs);
+chunked and Content-Length; concurrency 1 and 4; batches of 10; and the TLS properties
+through socat fronts (environment-notes §3b). Orthanc 1.10 ignores parts whose
+Content-Type carries ``transfer-syntax``: each export must show the exporter's fallback.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_twisted
-import trustme
-from pydicom import dcmread
-from pydicom.data import get_testdata_file
-from pydicom.uid import generate_uid
 from twisted.internet import reactor as _reactor
+from twisted.logger import globalLogPublisher
 
-from stowpair.archive.model import InstanceRecord
+from stowpair import peers
+from stowpair.archive.index import SQLiteIndex
+from stowpair.archive.store import read_header
 from stowpair.dicom.transcode import Transcoder
+from stowpair.dicom.transfer_syntax import EXPLICIT_VR_LE
 from stowpair.exporter.outcome import Cancellation, ExportRequest, Outcome, TaskStatus
 from stowpair.exporter.stow import StowExporter
-from tests.exporter.support import FakeIndex, exporter_for, webapp
-from tests.interop.orthanc import Orthanc, SocatTLSFront, orthanc, skip_unless_peers
+from stowpair.peers import Peer
+from tests.exporter.support import exporter_for, webapp
+from tests.interop.conftest import TLSFronts
+from tests.interop.verify import assert_same_bytes, assert_same_pixels
 
-__all__ = ["orthanc"]
 pytestmark = pytest.mark.interop
 reactor: Any = _reactor
-EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
-SAMPLES = {
-    "CT_small.dcm": False,  # Explicit VR Little Endian
-    "MR_small_RLE.dcm": True,
-    "JPEG2000.dcm": True,
-    "SC_rgb_jpeg_dcmtk.dcm": True,
-}
-
-
-def study(folder: Path, compressed: bool | None = None) -> list[InstanceRecord]:
-    """pydicom's sample files rewritten into one fresh study, transfer syntaxes kept."""
-    uid, series = generate_uid(), generate_uid()
-    folder.mkdir(parents=True, exist_ok=True)
-    records = []
-    for name, is_compressed in SAMPLES.items():
-        if compressed is not None and is_compressed != compressed:
-            continue
-        ds = dcmread(get_testdata_file(name))
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = uid, series
-        ds.SOPInstanceUID = generate_uid()
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        path = folder / name
-        ds.save_as(path)
-        records.append(
-            InstanceRecord(
-                uid, series, ds.SOPInstanceUID, ds.SOPClassUID,
-                str(ds.file_meta.TransferSyntaxUID), path, path.stat().st_size,
-            )
-        )  # fmt: skip
-    return records
-
-
-async def export(records: list[InstanceRecord], url: str, tmp: Path, **props: Any) -> Outcome:
-    wa = webapp(url, **props)
-    transcoder = Transcoder(reactor, 2, use_processes=False)
-    transcoder.start()
-    exp = StowExporter(reactor, FakeIndex(records), {wa.name: wa}, transcoder, tmp)
-    try:
-        request = ExportRequest(exporter_for(), records[0].study_uid)
-        return await exp.export(request, Cancellation())
-    finally:
-        await exp.close()
-        await transcoder.stop()
+FALLBACK = "exporter.peer.transfer_syntax_ignored"
 
 
 @pytest.fixture
-def peer(orthanc: Orthanc) -> Generator[Orthanc, None, None]:
-    orthanc.clear()
-    yield orthanc
+def events() -> Iterator[list[dict[str, Any]]]:
+    seen: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(seen.append)
+    yield seen
+    globalLogPublisher.removeObserver(seen.append)
 
 
-@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def export(files: dict[str, Path], url: str, work: Path, **props: Any) -> Outcome:
+    """Index ``files`` in a fresh SQLite archive index and export their study to ``url``."""
+    index = SQLiteIndex(work / "index.sqlite", reactor)
+    transcoder = Transcoder(reactor, 2, use_processes=False)
+    transcoder.start()
+    wa = webapp(url, **props)
+    exporter = StowExporter(reactor, index, {wa.name: wa}, transcoder, work)
+    try:
+        await index.opened
+        headers = [read_header(p) for p in files.values()]
+        await index.add(
+            [h.record(p, p.stat().st_size) for h, p in zip(headers, files.values(), strict=True)]
+        )
+        request = ExportRequest(exporter_for(), headers[0].study_uid)
+        return await exporter.export(request, Cancellation())
+    finally:
+        await exporter.close()
+        await transcoder.stop()
+        await index.close()
+
+
+def reasons(outcome: Outcome) -> list[str]:
+    return sorted({i.reason for i in outcome.instances if i.reason})
+
+
+MATRIX = [
+    pytest.param(ts, chunked, concurrency, batch, id=f"{name}-{mode}-c{concurrency}-b{batch}")
+    for ts, name in ((None, "as-stored"), (EXPLICIT_VR_LE, "explicit-le"))
+    for chunked, mode in ((False, "content-length"), (True, "chunked"))
+    for concurrency in (1, 4)
+    for batch in (1, 10)
+    if batch == 1 or concurrency == 4
+]
+
+
+@pytest.mark.parametrize(("ts", "chunked", "concurrency", "batch"), MATRIX)
 @pytest_twisted.ensureDeferred
-async def test_as_stored(tmp_path: Path, peer: Orthanc, chunked: bool) -> None:
-    """When exported as stored, Orthanc holds every instance byte for byte."""
-    records = study(tmp_path / "s")
-    outcome = await export(records, peer.stow_url, tmp_path, chunked=chunked, concurrency=2)
-    assert outcome.status is TaskStatus.COMPLETED, [(i.status, i.reason) for i in outcome.instances]
-    stored = peer.instances()
-    assert {r.sop_instance_uid: r.path.read_bytes() for r in records} == stored
+async def test_every_syntax(
+    tmp_path: Path,
+    fresh_orthanc: Peer,
+    mixed_study: dict[str, Path],
+    events: list[dict[str, Any]],
+    ts: str | None,
+    chunked: bool,
+    concurrency: int,
+    batch: int,
+) -> None:
+    """When a study in every demo transfer syntax is exported, Orthanc holds each instance
+    byte for byte (as stored) or pixel for pixel in Explicit VR LE (transfer-syntax set)."""
+    props: dict[str, Any] = {"chunked": chunked, "concurrency": concurrency}
+    props["max_instances_per_request"] = batch
+    if ts is not None:
+        props["transfer_syntax"] = (ts,)
+    url = f"http://127.0.0.1:{fresh_orthanc.port}/dicom-web"
+    outcome = await export(mixed_study, url, tmp_path, **props)
+    assert outcome.status is TaskStatus.COMPLETED, reasons(outcome)
+    assert outcome.completed == len(mixed_study)
+    received = peers.orthanc_files(fresh_orthanc)
+    if ts is None:
+        assert_same_bytes(mixed_study, received)
+    else:
+        assert_same_pixels(mixed_study, received)
+    # Orthanc 1.10 skips parts with a transfer-syntax parameter: the fallback ran once.
+    assert [e["event"] for e in events if e.get("event") == FALLBACK] == [FALLBACK]
+    assert not list(tmp_path.glob("*.dcm")), "decompressed temp files left behind"
 
 
-@pytest_twisted.ensureDeferred
-async def test_batched(tmp_path: Path, peer: Orthanc) -> None:
-    """When instances are batched 4 per request, Orthanc acknowledges each of them."""
-    records = study(tmp_path / "s")
-    outcome = await export(records, peer.stow_url, tmp_path, max_instances_per_request=4)
-    assert outcome.completed == len(records)
-    assert set(peer.instances()) == {r.sop_instance_uid for r in records}
-
-
-@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
-@pytest_twisted.ensureDeferred
-async def test_explicit_vr_le(tmp_path: Path, peer: Orthanc, chunked: bool) -> None:
-    """When transfer-syntax=ExplicitVRLittleEndian, Orthanc receives only Explicit VR LE."""
-    records = study(tmp_path / "s")
-    outcome = await export(
-        records, peer.stow_url, tmp_path, chunked=chunked, transfer_syntax=(EXPLICIT_VR_LE,)
-    )
-    assert outcome.status is TaskStatus.COMPLETED, [(i.status, i.reason) for i in outcome.instances]
-    for oid in peer.get("/instances"):
-        meta = peer.get(f"/instances/{oid}/metadata?expand")
-        assert meta["TransferSyntax"] == EXPLICIT_VR_LE
-    assert not list(tmp_path.glob("stowpair-*.dcm")), "temp files left behind"
+TLS_CELLS = [
+    # property, front, passes
+    ("default", "good", True),
+    ("default", "wrong-hostname", False),
+    ("default", "untrusted", False),
+    ("allow-any-hostname", "good", True),
+    ("allow-any-hostname", "wrong-hostname", True),
+    ("allow-any-hostname", "untrusted", False),
+    ("disable-trust-manager", "good", True),
+    ("disable-trust-manager", "wrong-hostname", True),
+    ("disable-trust-manager", "untrusted", True),
+]
+TLS_FAILURES = {"wrong-hostname": "TLS hostname mismatch", "untrusted": "certificate verify failed"}
 
 
 @pytest.mark.parametrize(
-    ("mode", "ok"),
-    [("default", False), ("allow-any-hostname", True), ("disable-trust-manager", True)],
+    ("mode", "front", "passes"), TLS_CELLS, ids=[f"{m}-{f}" for m, f, _ in TLS_CELLS]
 )
 @pytest_twisted.ensureDeferred
-async def test_tls_through_socat(tmp_path: Path, peer: Orthanc, mode: str, ok: bool) -> None:
-    """When Orthanc sits behind TLS for other.example, each TLS property behaves as in §3b."""
-    skip_unless_peers("socat")
-    ca = trustme.CA()
-    pem = tmp_path / "server.pem"
-    ca.issue_cert("other.example").private_key_and_cert_chain_pem.write_to_path(str(pem))
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    front = SocatTLSFront(pem, peer.port)
-    try:
-        props: dict[str, Any] = {"ca_file": ca_file}
-        if mode != "default":
-            props[mode.replace("-", "_")] = True
-        url = f"https://127.0.0.1:{front.port}/dicom-web"
-        outcome = await export(study(tmp_path / "s", compressed=False), url, tmp_path, **props)
-    finally:
-        front.stop()
-    assert (outcome.completed == 1) is ok, outcome.instances[0].reason
-    if not ok:
-        assert "hostname mismatch" in outcome.instances[0].reason
+async def test_tls_property(
+    tmp_path: Path,
+    fresh_orthanc: Peer,
+    tls_fronts: TLSFronts,
+    mixed_study: dict[str, Path],
+    mode: str,
+    front: str,
+    passes: bool,
+) -> None:
+    """When Orthanc sits behind a socat TLS front, each TLS property accepts or refuses
+    each certificate as in environment-notes §3b, and what passes arrives intact."""
+    props: dict[str, Any] = {"ca_file": tls_fronts.ca_file}
+    if mode != "default":
+        props[mode.replace("-", "_")] = True
+    files = dict(list(mixed_study.items())[:2])
+    url = f"https://127.0.0.1:{tls_fronts.ports[front]}/dicom-web"
+    outcome = await export(files, url, tmp_path, **props)
+    received = peers.orthanc_files(fresh_orthanc)
+    if passes:
+        assert outcome.status is TaskStatus.COMPLETED, reasons(outcome)
+        assert_same_bytes(files, received)
+    else:
+        assert outcome.completed == 0
+        assert all(TLS_FAILURES[front] in r for r in reasons(outcome)), reasons(outcome)
+        assert received == {}

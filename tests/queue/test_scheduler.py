@@ -346,3 +346,22 @@ def test_queue_service_closes_store_after_drain() -> None:
     assert store._db is not None and stopped == []
     provider.calls[0].deferred.callback(outcome(TaskStatus.COMPLETED))
     assert store._db is None and stopped == [None]
+
+
+def test_failed_instances_reasons_reach_error_message() -> None:
+    """When instances fail inside an export, the task's errorMessage says why (a 401
+    otherwise shows only "failed:N"), and a later clean attempt clears it."""
+    scheduler, store, provider, clock = start(Queue("Export1", retry_on_warning=True))
+    task_id = add_task(scheduler, store, clock)
+    clock.advance(0)
+    rejected = replace(
+        instance("1", InstanceStatus.FAILED), reason="authentication rejected (HTTP 401)"
+    )
+    provider.calls[0].deferred.callback(outcome(TaskStatus.WARNING, rejected))
+    task = get_task(store, task_id)
+    assert task.error_message == "1 instance failed: authentication rejected (HTTP 401)"
+    clock.advance(30)
+    provider.calls[1].deferred.callback(
+        outcome(TaskStatus.COMPLETED, instance("1", InstanceStatus.COMPLETED))
+    )
+    assert get_task(store, task_id).error_message is None
