@@ -110,7 +110,9 @@ class StowpairService(MultiService):
         self.tasks = SQLiteTaskStore.on_thread(tasks_database(cfg), self.reactor)
         providers = {"stow": self.exporter, "stowrs": self.exporter}
         self.scheduler = ExportScheduler(cfg, self.tasks, providers, self.reactor)
-        self.rules = RuleEngine(cfg, self.tasks, self.scheduler.kick, self.reactor)
+        self.rules = RuleEngine(
+            cfg, self.tasks, self.scheduler.kick, self.reactor, self.scheduler.wake_at
+        )
         self.archive.add_listener(self.rules.on_instance_received)
         self.manager = TaskManager(self.tasks, self.scheduler, self.reactor)
         self.api = Dcm4cheeApi(

@@ -71,7 +71,9 @@ class RuleEngine:
     """Turns received instances into export tasks.
 
     ``scheduler_kick`` is called when a task became due at once (no delay, no
-    schedule), so the export starts without waiting for the next poll.
+    schedule), so the export starts without waiting for the next poll;
+    ``scheduler_wake_at`` (optional) is told when a delayed task becomes due, for the same
+    reason.
     """
 
     log = Logger()
@@ -82,10 +84,12 @@ class RuleEngine:
         store: TaskStore,
         scheduler_kick: Callable[[], None],
         clock: IReactorTime,
+        scheduler_wake_at: Callable[[float], None] | None = None,
     ) -> None:
         self.config = config
         self._store = store
         self._kick = scheduler_kick
+        self._wake_at = scheduler_wake_at
         self._clock = clock
 
     def set_config(self, config: Config) -> None:
@@ -113,6 +117,8 @@ class RuleEngine:
                 task, created = await self._store.create_or_postpone(new, rule.entity)
                 self._log_task(rule, task.task_id, new, created)
                 due_now = due_now or task.scheduled_time <= now
+                if task.scheduled_time > now and self._wake_at is not None:
+                    self._wake_at(task.scheduled_time)
         if due_now:
             self._kick()
 

@@ -154,3 +154,17 @@ def test_unknown_exporter_is_skipped() -> None:
     r = rig(ExportRule("r", "Study", ("Nope", "StowExporter")))
     r.receive(record())
     assert [t.exporter_id for t in r.tasks()] == ["StowExporter"]
+
+
+def test_delayed_task_asks_for_a_wake_up() -> None:
+    """When a rule's task is due later, the engine tells the scheduler when, each time."""
+    clock = clock_at()
+    store = memory_store(clock)
+    config = make_config(rules=(study_rule(delay=5.0),),
+                         exporters={"StowExporter": Exporter("StowExporter", "stow:x", "Export1")})  # fmt: skip
+    wakes: list[float] = []
+    engine = RuleEngine(config, store, lambda: None, clock, wakes.append)
+    result_of(engine.on_instance_received(record(sop="1"), {}))
+    clock.advance(2)
+    result_of(engine.on_instance_received(record(sop="2"), {}))
+    assert wakes == [clock.seconds() - 2 + 5, clock.seconds() + 5]

@@ -365,3 +365,15 @@ def test_failed_instances_reasons_reach_error_message() -> None:
         outcome(TaskStatus.COMPLETED, instance("1", InstanceStatus.COMPLETED))
     )
     assert get_task(store, task_id).error_message is None
+
+
+def test_wake_at_starts_a_delayed_task_before_the_next_poll() -> None:
+    """When told a task is due in 3 s, the scheduler starts it then, not at the next poll."""
+    scheduler, store, provider, clock = start(task_polling_interval=60.0)
+    clock.advance(0)
+    task_id = add_task(None, store, clock, scheduled_time=clock.seconds() + 3)
+    scheduler.wake_at(clock.seconds() + 3)
+    clock.advance(2.9)
+    assert provider.calls == []
+    clock.advance(0.6)
+    assert [c.request.study_uid for c in provider.calls] == [get_task(store, task_id).study_uid]
