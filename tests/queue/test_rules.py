@@ -160,8 +160,8 @@ def test_delayed_task_asks_for_a_wake_up() -> None:
     """When a rule's task is due later, the engine tells the scheduler when, each time."""
     clock = clock_at()
     store = memory_store(clock)
-    config = make_config(rules=(study_rule(delay=5.0),),
-                         exporters={"StowExporter": Exporter("StowExporter", "stow:x", "Export1")})  # fmt: skip
+    exporter = Exporter("StowExporter", "stow:x", "Export1")
+    config = make_config(rules=(study_rule(delay=5.0),), exporters={"StowExporter": exporter})
     wakes: list[float] = []
     engine = RuleEngine(config, store, lambda: None, clock, wakes.append)
     result_of(engine.on_instance_received(record(sop="1"), {}))
