@@ -321,3 +321,12 @@ def report(name: str, counts: Mapping[str, Any]) -> None:
     if target:
         with open(target, "a", encoding="utf-8") as out:
             out.write(line + "\n")
+
+
+def result_codes(workdir: Path) -> list[int | None]:
+    """The Failure Reason codes the exporter recorded per instance (None when none)."""
+    db = sqlite3.connect(f"file:{workdir / 'stowpair-tasks.sqlite'}?mode=ro", uri=True)
+    try:
+        return [row[0] for row in db.execute("SELECT reason_code FROM task_instance")]
+    finally:
+        db.close()
