@@ -32,10 +32,15 @@ EXPORTER = "ToDest"
 DONE = ("COMPLETED", "WARNING", "FAILED", "CANCELED")
 
 
+#: Every Proc created; tests/reliability/conftest.py stops them after each test.
+CREATED: list[Proc] = []
+
+
 class Proc:
     """A twistd process that may be SIGKILLed and restarted with the same arguments."""
 
     def __init__(self, name: str, argv: list[str], workdir: Path, health_url: str) -> None:
+        CREATED.append(self)
         self.name = name
         self.argv = argv
         self.workdir = workdir
