@@ -9,9 +9,11 @@ instance size. Every UID is validated before anything derives a file name from i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -77,12 +79,13 @@ def _stop_at_pixels(tag: BaseTag, vr: str | None, length: int) -> bool:
     return int(tag) >= _PIXEL_DATA
 
 
-def _read(path: Path, part_ts: str | None) -> tuple[Dataset, str | None]:
+def _read(open_part: Callable[[], BinaryIO], part_ts: str | None) -> tuple[Dataset, str | None]:
     """Read the header; return it and the transfer syntax from File Meta (or None)."""
-    with path.open("rb") as f:
+    with open_part() as f:
         head = f.read(132)
     if head[128:132] == b"DICM" or part_ts is None:
-        ds: Dataset = pydicom.dcmread(path, stop_before_pixels=True, defer_size=_DEFER, force=True)
+        with open_part() as f:
+            ds: Dataset = pydicom.dcmread(f, stop_before_pixels=True, defer_size=_DEFER, force=True)
         meta = getattr(ds, "file_meta", None)
         ts = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
         if head[128:132] == b"DICM" and ts is None:
@@ -93,7 +96,7 @@ def _read(path: Path, part_ts: str | None) -> tuple[Dataset, str | None]:
     uid = UID(part_ts)
     if uid.is_deflated or not uid.is_transfer_syntax:
         raise ValueError(f"a bare data set in transfer syntax {part_ts} cannot be read")
-    with path.open("rb") as f:
+    with open_part() as f:
         ds = read_dataset(
             f,
             uid.is_implicit_VR,
@@ -115,9 +118,24 @@ def read_instance_header(path: Path, part_number: int, part_ts: str | None) -> I
     Raises :class:`InstanceError` with 0xC000 when the part is not readable DICOM and
     0xA900 when a required UID is missing, invalid or contradicts the File Meta.
     """
+    return _header(lambda: path.open("rb"), path.stat().st_size, part_number, part_ts)
+
+
+def read_head_header(
+    head: bytes, size: int, part_number: int, part_ts: str | None
+) -> InstanceHeader:
+    """Like :func:`read_instance_header`, from the first bytes of a part kept in memory
+    (when its temp file could not be written, e.g. a full disk, the UIDs still name the
+    failed instance in the FailedSOPSequence)."""
+    return _header(lambda: BytesIO(head), size, part_number, part_ts)
+
+
+def _header(
+    open_part: Callable[[], BinaryIO], size: int, part_number: int, part_ts: str | None
+) -> InstanceHeader:
     where = f"part {part_number}"
     try:
-        ds, ts = _read(path, part_ts)
+        ds, ts = _read(open_part, part_ts)
     except (InvalidDicomError, ValueError, EOFError, OSError, KeyError, TypeError) as e:
         raise InstanceError(
             CANNOT_UNDERSTAND, f"{where} is not a readable DICOM instance: {e}"
@@ -152,6 +170,4 @@ def read_instance_header(path: Path, part_number: int, part_ts: str | None) -> I
             sop_class,
             sop_instance,
         )
-    return InstanceHeader(
-        sop_class, sop_instance, study, series, ts, part_number, path.stat().st_size, ds
-    )
+    return InstanceHeader(sop_class, sop_instance, study, series, ts, part_number, size, ds)

@@ -70,6 +70,15 @@ register_events(
             "message",
         ),
         "receiver.store.error": ("part",),
+        "receiver.instance.stored": (
+            "peer",
+            "part",
+            "study_uid",
+            "series_uid",
+            "sop_instance_uid",
+            "size",
+            "replaced",
+        ),
     }
 )
 ALLOW = "POST, OPTIONS"
@@ -298,6 +307,7 @@ class StowResource(Resource):
         response = self._build(result, request)
         media = getattr(request, "stow_media", JSON_MEDIA_TYPE)
         body = response.to_json() if media == JSON_MEDIA_TYPE else response.to_xml()
+        self._log_stored(result, request)
         for failure in result.failed:
             self.log.warn(
                 "Refused part {part} ({sop_instance_uid}) from {peer}: {reason:04X} {message}",
@@ -328,6 +338,22 @@ class StowResource(Resource):
             return deferLater(self.clock, delay, write)
         write()
         return None
+
+    def _log_stored(self, result: TransactionResult, request: Request) -> None:
+        """One event per durably stored part: receipts (and re-sends) can be counted."""
+        for number, r in result.stored:
+            self.log.info(
+                "Stored part {part} ({sop_instance_uid}, {size} bytes{again}) from {peer}",
+                peer=_peer(request),
+                part=number,
+                study_uid=r.study_uid,
+                series_uid=r.series_uid,
+                sop_instance_uid=r.sop_instance_uid,
+                size=r.size,
+                replaced=r.replaced,
+                again=", replacing the stored copy" if r.replaced else "",
+                event="receiver.instance.stored",
+            )
 
     def _build(self, result: TransactionResult, request: Request) -> StoreResponse:
         base = self._base_url(request)

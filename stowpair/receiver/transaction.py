@@ -27,6 +27,7 @@ from stowpair.receiver.instance import (
     TRANSFER_SYNTAX_NOT_SUPPORTED,
     InstanceError,
     InstanceHeader,
+    read_head_header,
     read_instance_header,
 )
 from stowpair.receiver.mpr_parser import (
@@ -52,6 +53,9 @@ log = Logger()
 
 #: Pause reading the socket when this many parts wait for their header read or fsync.
 MAX_PENDING = 4
+#: The first bytes of each part are also kept in memory until it ends: when its temp
+#: file cannot be written (full disk), the header still names the failed instance.
+HEAD_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,9 @@ class _Part:
     size: int = 0
     roll: float = 1.0
     header: InstanceHeader | None = None
+    head: bytearray = field(default_factory=bytearray)
+    #: Set when writing the temp file failed; the rest of the part is then dropped.
+    write_error: OSError | None = None
 
 
 class StowTransaction:
@@ -191,21 +198,54 @@ class StowTransaction:
                     OUT_OF_RESOURCES, f"part {part.number} is larger than {limit} bytes"
                 )
         part.size += len(data)
-        part.temp.write(data)
+        if len(part.head) < HEAD_BYTES:
+            part.head += data[: HEAD_BYTES - len(part.head)]
+        if part.write_error is None:
+            try:
+                part.temp.write(data)
+            except OSError as e:
+                self._write_failed(part, e)
+
+    def _write_failed(self, part: _Part, error: OSError) -> None:
+        """The temp file could not be written: fail the part (0xA700 when the disk is
+        full, PS3.18 Table I.2-2), free the space its bytes took, read on."""
+        part.write_error = error
+        if part.problem is None:
+            full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+            part.problem = InstanceError(
+                OUT_OF_RESOURCES if full else PROCESSING_FAILURE,
+                f"part {part.number}: "
+                + ("storage is full" if full else f"could not be written ({error.strerror})"),
+            )
+        try:
+            part.temp.close()  # flushing the buffer fails again: the file goes anyway
+        except OSError:
+            pass
+        self._storage.discard(part.temp.path)
 
     def _end_part(self) -> None:
         part, self._part = self._part, None
         if part is None:
             return
-        part.temp.close()
+        if part.write_error is None:
+            try:
+                part.temp.close()  # flushes the last buffered bytes
+            except OSError as e:
+                self._write_failed(part, e)
         part.roll = self._rng.random()  # drawn in part order: repeatable with --seed
         self._in_flight += 1
         if self._in_flight > MAX_PENDING and not self._paused:
             self._paused = True
             self._pause()
-        d = self._run(
-            lambda: read_instance_header(part.temp.path, part.number, part.transfer_syntax)
-        )
+        head, part.head = bytes(part.head), bytearray()
+        if part.write_error is None:
+            d = self._run(
+                lambda: read_instance_header(part.temp.path, part.number, part.transfer_syntax)
+            )
+        else:
+            d = self._run(
+                lambda: read_head_header(head, part.size, part.number, part.transfer_syntax)
+            )
         d.addCallback(self._check, part)
         d.addCallback(lambda header: self._storage.store(part.temp.path, header, self.ctx))
         d.addCallbacks(self._stored, self._failed, callbackArgs=(part,), errbackArgs=(part,))
