@@ -31,6 +31,7 @@ from stowpair.exporter.outcome import (
     ExporterProvider,
     ExportError,
     ExportRequest,
+    InstanceStatus,
     Outcome,
     TaskStatus,
 )
@@ -415,7 +416,8 @@ class ExportScheduler(Service):
             status = TaskStatus.SCHEDULED
             changes.update(processing_start_time=None, processing_end_time=None)
         elif status == TaskStatus.FAILED or (
-            status == TaskStatus.WARNING and queue.retry_on_warning
+            status == TaskStatus.WARNING
+            and (queue.retry_on_warning or transient_failures_only(outcome))
         ):
             changes.update(self._retry(task, queue, retry_after))
         changes.setdefault("status", status)
@@ -488,3 +490,17 @@ class ExportScheduler(Service):
             error=str(failure.value),
             event=event,
         )
+
+
+def transient_failures_only(outcome: Outcome | None) -> bool:
+    """True when instances failed and every failure may pass on a later attempt.
+
+    dcm4chee ends such an export WARNING and retries it only with ``retry-on-warning``,
+    so an unreachable destination (connection refused, 503, timeouts, 0xA7xx) leaves the
+    export incomplete for good. We keep dcm4chee's outcome and message, but retry these:
+    a retry re-sends only the instances that did not complete.
+    """
+    if outcome is None:
+        return False
+    failed = [i for i in outcome.instances if i.status == InstanceStatus.FAILED]
+    return bool(failed) and all(i.retryable for i in failed)

@@ -96,12 +96,31 @@ def test_retry_delay_formula(queue: Queue, expected: list[float | None]) -> None
 def test_warning_retried_only_with_retry_on_warning(
     retry_on_warning: bool, status: TaskStatus
 ) -> None:
-    """When an export ends WARNING, it is retried only if the queue retries on warning."""
+    """When an export ends WARNING with a permanent failure, it is retried only if the
+    queue retries on warning (dcm4chee)."""
     scheduler, store, provider, clock = start(Queue("Export1", retry_on_warning=retry_on_warning))
     task_id = add_task(scheduler, store, clock)
     clock.advance(0)
     provider.calls[0].deferred.callback(
         outcome(TaskStatus.WARNING, instance("1", InstanceStatus.FAILED))
+    )
+    assert get_task(store, task_id).status == status
+
+
+@pytest.mark.parametrize(
+    ("retryable", "status"),
+    [(True, TaskStatus.SCHEDULED_FOR_RETRY), (False, TaskStatus.WARNING)],
+    ids=["transient-failures-retried", "permanent-failure-kept"],
+)
+def test_warning_of_transient_failures_is_retried(retryable: bool, status: TaskStatus) -> None:
+    """When every failed instance may pass later (destination down, 503, timeout), the
+    WARNING export is retried even without retry-on-warning; a permanent failure is not."""
+    scheduler, store, provider, clock = start(Queue("Export1", retry_on_warning=False))
+    task_id = add_task(scheduler, store, clock)
+    clock.advance(0)
+    failed = replace(instance("2", InstanceStatus.FAILED), retryable=retryable)
+    provider.calls[0].deferred.callback(
+        outcome(TaskStatus.WARNING, instance("1", InstanceStatus.COMPLETED), failed)
     )
     assert get_task(store, task_id).status == status
 
