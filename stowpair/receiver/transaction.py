@@ -82,7 +82,8 @@ class TransactionResult:
 @dataclass
 class _Part:
     number: int
-    temp: TempPart
+    #: None when the temp file could not even be created (see ``write_error``).
+    temp: TempPart | None
     transfer_syntax: str | None
     problem: InstanceError | None = None
     size: int = 0
@@ -165,7 +166,7 @@ class StowTransaction:
 
     def _drop_current(self) -> None:
         part, self._part = self._part, None
-        if part is not None:
+        if part is not None and part.temp is not None:
             part.temp.close()
             self._storage.discard(part.temp.path)
 
@@ -180,8 +181,12 @@ class StowTransaction:
                 problem = f"has Content-Type {media}; only application/dicom parts are accepted"
         except ContentTypeError as e:
             problem = f"has a malformed Content-Type: {e}"
-        part = _Part(event.number, self._storage.open_part(self.ctx), ts)
-        if problem:
+        try:
+            part = _Part(event.number, self._storage.open_part(self.ctx), ts)
+        except OSError as e:  # e.g. no space left even for an empty file
+            part = _Part(event.number, None, ts)
+            self._write_failed(part, e)
+        if problem and part.problem is None:
             part.problem = InstanceError(CANNOT_UNDERSTAND, f"part {event.number} {problem}")
         self._part = part
 
@@ -200,7 +205,7 @@ class StowTransaction:
         part.size += len(data)
         if len(part.head) < HEAD_BYTES:
             part.head += data[: HEAD_BYTES - len(part.head)]
-        if part.write_error is None:
+        if part.write_error is None and part.temp is not None:
             try:
                 part.temp.write(data)
             except OSError as e:
@@ -217,6 +222,8 @@ class StowTransaction:
                 f"part {part.number}: "
                 + ("storage is full" if full else f"could not be written ({error.strerror})"),
             )
+        if part.temp is None:
+            return
         try:
             part.temp.close()  # flushing the buffer fails again: the file goes anyway
         except OSError:
@@ -227,7 +234,7 @@ class StowTransaction:
         part, self._part = self._part, None
         if part is None:
             return
-        if part.write_error is None:
+        if part.write_error is None and part.temp is not None:
             try:
                 part.temp.close()  # flushes the last buffered bytes
             except OSError as e:
@@ -238,19 +245,24 @@ class StowTransaction:
             self._paused = True
             self._pause()
         head, part.head = bytes(part.head), bytearray()
-        if part.write_error is None:
-            d = self._run(
-                lambda: read_instance_header(part.temp.path, part.number, part.transfer_syntax)
-            )
-        else:
+        temp = part.temp
+        if part.write_error is None and temp is not None:
+            path = temp.path
+            d = self._run(lambda: read_instance_header(path, part.number, part.transfer_syntax))
+        else:  # a failed write always set part.problem: _check refuses before store()
+            temp = None
             d = self._run(
                 lambda: read_head_header(head, part.size, part.number, part.transfer_syntax)
             )
         d.addCallback(self._check, part)
-        d.addCallback(lambda header: self._storage.store(part.temp.path, header, self.ctx))
+        d.addCallback(self._store, temp)
         d.addCallbacks(self._stored, self._failed, callbackArgs=(part,), errbackArgs=(part,))
         d.addBoth(self._settled)
         self._pending.append(d)
+
+    def _store(self, header: InstanceHeader, temp: TempPart | None) -> Deferred[InstanceResult]:
+        assert temp is not None, "a part without a temp file never passes _check"
+        return self._storage.store(temp.path, header, self.ctx)
 
     def _check(self, header: InstanceHeader, part: _Part) -> InstanceHeader:
         """Checks that need the header; raise InstanceError to refuse (Table I.2-2)."""
@@ -289,7 +301,8 @@ class StowTransaction:
 
     def _failed(self, failure: Failure, part: _Part) -> None:
         self.result.failed.append(_as_part_failure(failure, part))
-        self._storage.discard(part.temp.path)
+        if part.temp is not None:
+            self._storage.discard(part.temp.path)
 
     def _settled(self, _: object) -> None:
         self._in_flight -= 1

@@ -57,3 +57,22 @@ def test_full_disk_fails_instance_with_a700(
     stored = sorted(p.name for p in Path(stub.directory).rglob("*.dcm"))
     assert len(stored) == 1
     assert list((stub.directory / ".incoming").iterdir()) == []
+
+
+def test_full_disk_when_creating_the_temp_file(
+    make_stub: Callable[..., Stub], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When even the empty temp file cannot be created (no space, no inodes), the part
+    fails with A700 under its UIDs and the request is answered."""
+    from stowpair.receiver.storage import UidLayoutStorage
+
+    def no_space(self: UidLayoutStorage, ctx: object) -> TempPart:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    stub = make_stub()
+    monkeypatch.setattr(UidLayoutStorage, "open_part", no_space)
+    ds = make_dataset()
+    r = answer(stub, stub.post(multipart([encode(ds)]), content_type()))
+    assert r.code == 409
+    failed = parse_json(r.body).failed
+    assert [(f.sop_instance_uid, f.failure_reason) for f in failed] == [(ds.SOPInstanceUID, 0xA700)]
