@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from stowpair.config.model import Queue
+from stowpair.exporter.outcome import InstanceStatus, Outcome, TaskStatus
 
 
 def retry_delay(queue: Queue, failures: int) -> float | None:
@@ -22,3 +23,26 @@ def retry_delay(queue: Queue, failures: int) -> float | None:
         if cap is not None and delay >= cap:
             break
     return delay if cap is None else min(delay, cap)
+
+
+def should_retry(status: TaskStatus, queue: Queue, outcome: Outcome | None) -> bool:
+    """FAILED is retried; WARNING with ``retry-on-warning``, or when it was transient."""
+    if status == TaskStatus.FAILED:
+        return True
+    return status == TaskStatus.WARNING and (
+        queue.retry_on_warning or transient_failures_only(outcome)
+    )
+
+
+def transient_failures_only(outcome: Outcome | None) -> bool:
+    """True when instances failed and every failure may pass on a later attempt.
+
+    dcm4chee ends such an export WARNING and retries it only with ``retry-on-warning``,
+    so an unreachable destination (connection refused, 503, timeouts, 0xA7xx) leaves the
+    export incomplete for good. We keep dcm4chee's outcome and message, but retry these:
+    a retry re-sends only the instances that did not complete.
+    """
+    if outcome is None:
+        return False
+    failed = [i for i in outcome.instances if i.status == InstanceStatus.FAILED]
+    return bool(failed) and all(i.retryable for i in failed)

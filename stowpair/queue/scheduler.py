@@ -31,7 +31,6 @@ from stowpair.exporter.outcome import (
     ExporterProvider,
     ExportError,
     ExportRequest,
-    InstanceStatus,
     Outcome,
     TaskStatus,
 )
@@ -39,7 +38,7 @@ from stowpair.exporter.outcome_rule import failure_summary
 from stowpair.queue import events as _events  # noqa: F401  (registers event names)
 from stowpair.queue.model import PENDING, Task
 from stowpair.queue.purge import purge_finished, results_of
-from stowpair.queue.retry import retry_delay
+from stowpair.queue.retry import retry_delay, should_retry
 from stowpair.queue.store import TaskStore
 
 
@@ -415,10 +414,7 @@ class ExportScheduler(Service):
         elif running.stop_reason == "shutdown" and status != TaskStatus.COMPLETED:
             status = TaskStatus.SCHEDULED
             changes.update(processing_start_time=None, processing_end_time=None)
-        elif status == TaskStatus.FAILED or (
-            status == TaskStatus.WARNING
-            and (queue.retry_on_warning or transient_failures_only(outcome))
-        ):
+        elif should_retry(status, queue, outcome):
             changes.update(self._retry(task, queue, retry_after))
         changes.setdefault("status", status)
         results = results_of(task, outcome)
@@ -490,17 +486,3 @@ class ExportScheduler(Service):
             error=str(failure.value),
             event=event,
         )
-
-
-def transient_failures_only(outcome: Outcome | None) -> bool:
-    """True when instances failed and every failure may pass on a later attempt.
-
-    dcm4chee ends such an export WARNING and retries it only with ``retry-on-warning``,
-    so an unreachable destination (connection refused, 503, timeouts, 0xA7xx) leaves the
-    export incomplete for good. We keep dcm4chee's outcome and message, but retry these:
-    a retry re-sends only the instances that did not complete.
-    """
-    if outcome is None:
-        return False
-    failed = [i for i in outcome.instances if i.status == InstanceStatus.FAILED]
-    return bool(failed) and all(i.retryable for i in failed)
