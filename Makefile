@@ -43,10 +43,14 @@ interop: $(VENV)/.installed-test
 	$(VENV)/bin/pytest -m interop -rs tests
 
 # Benchmarks against peers (docs/benchmarks.md); results in bench/results/.
-bench: $(VENV)/.installed-test
-	$(VENV)/bin/python bench/run.py
+$(VENV)/.installed-bench: $(VENV)/.installed-test
+	$(PIP) install -q $(EDITABLE_OPTS) -e '.[test,bench]'
+	@touch $@
 
-bench-quick: $(VENV)/.installed-test
+bench: $(VENV)/.installed-bench
+	$(VENV)/bin/python bench/run.py --chart docs/benchmarks.png
+
+bench-quick: $(VENV)/.installed-bench
 	$(VENV)/bin/python bench/run.py --quick
 
 clean:

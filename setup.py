@@ -37,6 +37,7 @@ setup(
             "dicomweb-client>=0.59",
             "types-requests",
         ],
+        "bench": ["matplotlib>=3.8"],
     },
     entry_points={"console_scripts": ["stowpair = stowpair.cli:main"]},
 )

@@ -209,6 +209,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small smoke run")
     parser.add_argument("--runs", type=int, help="rounds per scenario (default 3, quick 1)")
     parser.add_argument("--only", nargs="*", help="scenario names (S1) or pair names")
+    parser.add_argument("--chart", type=Path, help="also draw S1/S2 rates to this PNG")
     args = parser.parse_args()
     sizes = QUICK if args.quick else Sizes()
     if args.runs:
@@ -235,6 +236,11 @@ def main() -> int:
     for line in checks:
         print(f"- {line}")
     print(f"\nresults: {out}")
+    if args.chart:
+        from bench.chart import draw
+
+        draw(json.loads(out.read_text()), args.chart)
+        print(f"chart: {args.chart}")
     return 0
 
 
