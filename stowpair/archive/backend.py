@@ -11,8 +11,6 @@ instance listed as stored in the response is durable, indexed and seen by the ru
 from __future__ import annotations
 
 import filecmp
-import itertools
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +40,7 @@ from stowpair.receiver.storage import (
     InstanceResult,
     RequestContext,
     StoreError,
+    TempFiles,
     TempPart,
 )
 
@@ -146,7 +145,7 @@ class ArchiveStorage:
         self.clock = clock
         self.fsync = fsync
         self._run = run_blocking
-        self._counter = itertools.count(1)
+        self._temps = TempFiles(self.incoming, run_blocking)
         self._listeners: list[InstanceListener] = []
 
     def add_listener(self, listener: InstanceListener) -> None:
@@ -167,9 +166,7 @@ class ArchiveStorage:
 
     def open_part(self, ctx: RequestContext) -> TempPart:
         # <storage>/.incoming is on the archive's file system: the final rename is atomic.
-        name = f"{os.getpid()}-{ctx.request_id}-{next(self._counter)}.part"
-        path = self.incoming / name
-        return TempPart(path, path.open("xb"))
+        return self._temps.take()
 
     def store(
         self, part_temp: Path, header: InstanceHeader, ctx: RequestContext

@@ -79,13 +79,30 @@ def _stop_at_pixels(tag: BaseTag, vr: str | None, length: int) -> bool:
     return int(tag) >= _PIXEL_DATA
 
 
-def _read(open_part: Callable[[], BinaryIO], part_ts: str | None) -> tuple[Dataset, str | None]:
+class _NeedMore(Exception):
+    """The header goes on past the bytes kept in memory."""
+
+
+class _Head(BytesIO):
+    """The first bytes of a longer part. A read past them raises :class:`_NeedMore`, so
+    a header cut at an element boundary is never taken for a complete one."""
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        data = super().read(size)
+        if size is None or size < 0 or len(data) < size:
+            raise _NeedMore
+        return data
+
+
+def _read(
+    open_part: Callable[[], BinaryIO], part_ts: str | None, defer: int | None = _DEFER
+) -> tuple[Dataset, str | None]:
     """Read the header; return it and the transfer syntax from File Meta (or None)."""
     with open_part() as f:
         head = f.read(132)
     if head[128:132] == b"DICM" or part_ts is None:
         with open_part() as f:
-            ds: Dataset = pydicom.dcmread(f, stop_before_pixels=True, defer_size=_DEFER, force=True)
+            ds: Dataset = pydicom.dcmread(f, stop_before_pixels=True, defer_size=defer, force=True)
         meta = getattr(ds, "file_meta", None)
         ts = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
         if head[128:132] == b"DICM" and ts is None:
@@ -102,7 +119,7 @@ def _read(open_part: Callable[[], BinaryIO], part_ts: str | None) -> tuple[Datas
             uid.is_implicit_VR,
             uid.is_little_endian,
             stop_when=_stop_at_pixels,
-            defer_size=_DEFER,
+            defer_size=defer,
         )
     return ds, part_ts
 
@@ -121,6 +138,25 @@ def read_instance_header(path: Path, part_number: int, part_ts: str | None) -> I
     return _header(lambda: path.open("rb"), path.stat().st_size, part_number, part_ts)
 
 
+def read_part_header(
+    head: bytes, path: Path, size: int, part_number: int, part_ts: str | None
+) -> InstanceHeader:
+    """The header from the part's first bytes, kept in memory while it arrived; the file
+    at ``path`` is read only when the header is longer than ``head``.
+
+    Parsing from memory is also much faster with several storage threads: pydicom asks
+    the file for its position at every element, and each ``tell()`` of a file is a
+    system call that hands the GIL over (a convoy that took most of the receiver's time
+    with many small instances).
+    """
+    if len(head) >= size:
+        return _header(lambda: BytesIO(head), size, part_number, part_ts, defer=None)
+    try:
+        return _header(lambda: _Head(head), size, part_number, part_ts, defer=None)
+    except _NeedMore:
+        return read_instance_header(path, part_number, part_ts)
+
+
 def read_head_header(
     head: bytes, size: int, part_number: int, part_ts: str | None
 ) -> InstanceHeader:
@@ -131,11 +167,17 @@ def read_head_header(
 
 
 def _header(
-    open_part: Callable[[], BinaryIO], size: int, part_number: int, part_ts: str | None
+    open_part: Callable[[], BinaryIO],
+    size: int,
+    part_number: int,
+    part_ts: str | None,
+    defer: int | None = _DEFER,
 ) -> InstanceHeader:
     where = f"part {part_number}"
     try:
-        ds, ts = _read(open_part, part_ts)
+        ds, ts = _read(open_part, part_ts, defer)
+    except _NeedMore:
+        raise
     except (InvalidDicomError, ValueError, EOFError, OSError, KeyError, TypeError) as e:
         raise InstanceError(
             CANNOT_UNDERSTAND, f"{where} is not a readable DICOM instance: {e}"

@@ -28,7 +28,7 @@ from stowpair.receiver.instance import (
     InstanceError,
     InstanceHeader,
     read_head_header,
-    read_instance_header,
+    read_part_header,
 )
 from stowpair.receiver.mpr_parser import (
     ContentTypeError,
@@ -248,7 +248,9 @@ class StowTransaction:
         temp = part.temp
         if part.write_error is None and temp is not None:
             path = temp.path
-            d = self._run(lambda: read_instance_header(path, part.number, part.transfer_syntax))
+            d = self._run(
+                lambda: read_part_header(head, path, part.size, part.number, part.transfer_syntax)
+            )
         else:  # a failed write always set part.problem: _check refuses before store()
             temp = None
             d = self._run(

@@ -22,6 +22,11 @@ from stowpair.receiver.settings import ReceiverSettings
 from stowpair.receiver.storage import make_storage
 
 
+def leftover_parts(directory: Path) -> list[Path]:
+    """Temp files holding data (the backend keeps a few empty spares ready)."""
+    return [p for p in (directory / ".incoming").glob("*.part") if p.stat().st_size > 0]
+
+
 def run_now(f: Callable[[], Any]) -> Deferred[Any]:
     return maybeDeferred(f)
 

@@ -15,7 +15,7 @@ import pytest
 from stowpair.dicom.response import parse_json
 from stowpair.receiver.storage import TempPart
 from stowpair.testing_receiver import content_type, encode, make_dataset, multipart
-from tests.receiver.conftest import Stub, answer
+from tests.receiver.conftest import Stub, answer, leftover_parts
 
 
 def full_after(monkeypatch: pytest.MonkeyPatch, budget: int, on: str) -> None:
@@ -56,7 +56,7 @@ def test_full_disk_fails_instance_with_a700(
     ]
     stored = sorted(p.name for p in Path(stub.directory).rglob("*.dcm"))
     assert len(stored) == 1
-    assert list((stub.directory / ".incoming").iterdir()) == []
+    assert leftover_parts(stub.directory) == []  # spare temp files stay empty
 
 
 def test_full_disk_when_creating_the_temp_file(
