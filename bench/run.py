@@ -186,16 +186,18 @@ def targets(rows: list[Row]) -> list[str]:
         0.8,
         "S3 stowpair decompress+send vs dcmdjpeg (inst/s)",
     )
-    peak = max(
-        (
-            r.median(k)
-            for r in rows
-            if r.runs
-            for k in ("sender_rss_mb", "receiver_rss_mb")
-            if r.pair.startswith("stowpair") and r.median(k) == r.median(k)
-        ),
-        default=None,
-    )
+    # Our processes: the sender of stowpair→X pairs, the receiver of X→stowrsd pairs.
+    ours = [
+        r.median(key)
+        for r in rows
+        if r.runs
+        for key, mine in (
+            ("sender_rss_mb", r.pair.startswith("stowpair")),
+            ("receiver_rss_mb", "→stowrsd" in r.pair),
+        )
+        if mine and r.median(key) == r.median(key)
+    ]
+    peak = max(ours, default=None)
     if peak is not None:
         out.append(
             f"stowpair peak RSS: {peak:.0f} MB (target < 150 MB) "

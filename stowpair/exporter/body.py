@@ -29,7 +29,7 @@ from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 
 #: Bytes read from a file per step: large enough for throughput, small enough for memory.
-CHUNK_SIZE = 256 * 1024
+CHUNK_SIZE = 1024 * 1024
 
 
 @dataclass(frozen=True)

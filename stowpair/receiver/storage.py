@@ -125,6 +125,20 @@ class TempPart:
             self.file.close()
 
 
+@dataclass
+class HeadOnlyTempPart(TempPart):
+    """A temp part that keeps only its first ``limit`` bytes: enough for the header
+    (stop before Pixel Data) when the instance itself is discarded (``--ignore``)."""
+
+    limit: int = 4 * 1024 * 1024
+    written: int = 0
+
+    def write(self, data: bytes) -> None:
+        if self.written < self.limit:
+            self.file.write(data[: self.limit - self.written])
+        self.written += len(data)
+
+
 @dataclass(frozen=True)
 class InstanceResult:
     """A durably stored instance; ``path`` is None when the backend discards."""
@@ -275,6 +289,10 @@ class UnpackStorage(_DirectoryBackend):
 
 class DiscardStorage(_DirectoryBackend):
     """dcm4che ``stowrsd --ignore``: validate and answer, keep nothing."""
+
+    def open_part(self, ctx: RequestContext) -> TempPart:
+        part = super().open_part(ctx)
+        return HeadOnlyTempPart(part.path, part.file)
 
     def store(
         self, part_temp: Path, header: InstanceHeader, ctx: RequestContext
