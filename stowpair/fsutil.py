@@ -18,13 +18,25 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _make_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and missing parents; return the folders whose entries changed."""
+    missing = []
+    probe = folder
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return [m.parent for m in reversed(missing)]
+
+
 def place_atomically(temp: Path, dest: Path, fsync: bool = True) -> None:
     """Move a fully written ``temp`` file to ``dest`` so readers see all or nothing.
 
     ``temp`` must be on the same file system as ``dest`` (write it next to it). With
-    ``fsync`` the data is on disk before the rename, and the rename before return.
+    ``fsync`` the data is on disk before the rename, and the rename (and any folder
+    created for it, e.g. a new study's) before return.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    created_in = _make_parents(dest.parent)
     if fsync:
         fd = os.open(temp, os.O_RDONLY)
         try:
@@ -33,4 +45,6 @@ def place_atomically(temp: Path, dest: Path, fsync: bool = True) -> None:
             os.close(fd)
     os.replace(temp, dest)
     if fsync:
+        for parent in created_in:
+            fsync_dir(parent)
         fsync_dir(dest.parent)
