@@ -31,7 +31,7 @@ from stowpair.api.sync_export import sync_export
 from stowpair.archive.backend import ArchiveStorage
 from stowpair.archive.demo import generate_demo_study
 from stowpair.archive.index import SQLiteIndex
-from stowpair.archive.ingest import make_ingest_resource
+from stowpair.archive.ingest import JSONError, make_ingest_resource
 from stowpair.archive.rules import RuleEngine
 from stowpair.config.errors import ConfigError
 from stowpair.config.loader import load_config
@@ -135,7 +135,7 @@ class StowpairService(MultiService):
                 self.log.error("Demo study not loaded: {error}", error=str(e), event="demo.failed")
 
     def _listen(self) -> Deferred[None]:
-        root = Resource()
+        root = _RestRoot()
         root.putChild(b"health", HealthResource())
         root.putChild(b"dcm4chee-arc", Dcm4cheeArcResource(self.api))
         host, port = self.config.rest.host, self.config.rest.port
@@ -284,6 +284,22 @@ class StowpairService(MultiService):
         closing = [self.transcoder.stop(), self.exporter.close(), self.index.close()]
         d = DeferredList(closing, consumeErrors=True)
         return d.addCallback(lambda _: self.pool.stop())
+
+
+class _RestRoot(Resource):
+    """``/`` of the REST listener: its children, else a JSON 404 (docs/rest-api.md)."""
+
+    def getChild(self, path: bytes, request: Any) -> IResource:
+        return JSONError(404, f"No such resource: {_shown_path(request)}")
+
+    def render(self, request: Any) -> bytes:
+        return JSONError(404, "No such resource: /; the REST API is under /dcm4chee-arc").render(
+            request
+        )
+
+
+def _shown_path(request: Any) -> str:
+    return (request.path or b"").decode("utf-8", "replace")[:200]
 
 
 async def _wait(d: Any) -> None:

@@ -13,6 +13,7 @@ from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
+from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
@@ -42,10 +43,32 @@ class _Root(Resource):
         return self.stow
 
 
+class StowChannel(HTTPChannel):
+    """HTTP/1.1 channel that answers an over-long request or header line.
+
+    twisted.web's line reader just drops the connection when a line passes
+    ``MAX_LENGTH`` (16 KiB); a client then sees a reset instead of a reason.
+    """
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        body = f"a request or header line is longer than {self.MAX_LENGTH} bytes\n".encode()
+        self.transport.write(  # type: ignore[union-attr]
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body) + body
+        )
+        self.loseConnection()
+
+
 def streaming_site(root: Resource, timeout: float = 60.0) -> Site:
-    """A Site whose requests stream uploads to resources that ask for it."""
+    """A Site whose requests stream uploads to resources that ask for it.
+
+    ``timeout``: seconds a connection may stay silent (twisted.web's idle timeout);
+    it is suspended while the receiver itself holds the body back (backpressure).
+    """
     site = Site(root, timeout=timeout)
     site.requestFactory = StreamingRequest
+    site.protocol = StowChannel  # type: ignore[method-assign, assignment]  # HTTP/1.1 only
     return site
 
 
