@@ -30,7 +30,7 @@ from tests.badinput.dicomparts import CT_IMAGE, Uids, instance
 from tests.badinput.rawhttp import RawResponse, send_raw
 
 #: Seconds of silence after which a test server drops a connection (Site.timeOut).
-IDLE_TIMEOUT = 1.0
+IDLE_TIMEOUT = 0.5
 AET = "BADIN"
 STUDY = "1.2.826.0.1.3680043.8.498.1"
 
