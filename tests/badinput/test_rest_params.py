@@ -113,7 +113,7 @@ BAD = [
     ("cancel-not-number", "POST", f"{M}/abc/cancel", 404, "abc"),
     ("cancel-huge-id", "POST", f"{M}/{'9' * 40}/cancel", 404, "No such Task"),
     ("delete-sup-id", "DELETE", f"{M}/%C2%B2", 404, "No such Task"),
-    ("reschedule-year-0", "POST", f"{EXPORT}/ToDest?scheduledTime=00000101000000", 400, "scheduledTime="),
+    ("export-year-0", "POST", f"{EXPORT}/ToDest?scheduledTime=00000101000000", 400, "scheduled"),
     ("reschedule-exporter", "POST", f"{M}/1/reschedule/Nope", 404, "Nope"),
     ("reschedule-time", "POST", f"{M}/1/reschedule?scheduledTime=20251231", 400, "scheduledTime="),
     ("reschedule-in-process", "POST", f"{M}/reschedule?status=IN%20PROCESS", 400, "status="),
@@ -122,7 +122,7 @@ BAD = [
     ("export-aet", "POST", f"{B}/aets/NOPE/rs/studies/1.2.3/export/ToDest", 404, "NOPE"),
     ("export-exporter", "POST", f"{EXPORT}/Nope", 404, "Nope"),
     ("export-time", "POST", f"{EXPORT}/ToDest?scheduledTime=20251340000000", 400, "scheduledTime="),
-    ("export-time-12h", "POST", f"{EXPORT}/ToDest?scheduledTime=2025123112300PM", 400, "scheduledTime="),
+    ("export-time-12h", "POST", f"{EXPORT}/ToDest?scheduledTime=2025123112300PM", 400, "Time="),
     ("export-webapp", "POST", f"{EXPORT}/stowrs:nope", 404, "nope"),
     ("export-get", "GET", f"{EXPORT}/ToDest", 405, "GET"),
     ("export-put", "PUT", f"{EXPORT}/ToDest", 405, "PUT"),
@@ -201,7 +201,7 @@ _VALUES = st.one_of(
             "%ff",
             "a" * 5000,
         ]
-    ),  # fmt: skip
+    ),
     st.text(max_size=30),
 )
 _ROUTES = [
