@@ -17,6 +17,7 @@ import treq
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import Cooperator
 from twisted.internet.threads import deferToThreadPool
@@ -158,10 +159,17 @@ class StowpairService(MultiService):
         return d.addCallback(bound)
 
     def _start_failed(self, failure: Any) -> None:
-        self.log.failure("stowpair could not start", failure, event="startup.failed")
+        if failure.check(CannotListenError):  # a busy port: one sentence, no traceback
+            self.log.error(
+                "stowpair could not start: {error}",
+                error=failure.getErrorMessage(),
+                event="startup.failed",
+            )
+        else:
+            self.log.failure("stowpair could not start", failure, event="startup.failed")
         self.ready.errback(failure)
-        if self.reactor.running:
-            self.reactor.stop()
+        # start-up runs before reactor.run() under twistd: stop once it runs
+        self.reactor.callWhenRunning(self.reactor.stop)
 
     def _ingest_for(self, aet: str) -> IResource:
         if aet not in self._ingest:

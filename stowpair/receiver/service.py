@@ -12,18 +12,22 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from stowpair.api.health import HealthResource
+from stowpair.logs import register_events
 from stowpair.receiver.request import StreamingRequest
 from stowpair.receiver.resource import StowResource
 from stowpair.receiver.settings import ReceiverSettings
 from stowpair.receiver.storage import make_storage
 
 T = TypeVar("T")
+
+register_events({"receiver.listen_failed": ("role", "error")})
 
 
 class _Root(Resource):
@@ -108,8 +112,16 @@ class ReceiverService(Service):
         self.pool.start()
         self.storage.prepare()  # mkdir + remove stale temp files, before accepting requests
         d = self.endpoint.listen(self.site)
-        d.addCallback(self._listening)
-        d.addErrback(self.listening.errback)
+        d.addCallbacks(self._listening, self._listen_failed)
+
+    def _listen_failed(self, failure: Failure) -> None:
+        self.log.error(
+            "{role} cannot listen: {error}",
+            role=self.role,
+            error=failure.getErrorMessage(),
+            event="receiver.listen_failed",
+        )
+        self.listening.errback(failure)
 
     def _listening(self, port: IListeningPort) -> None:
         self.port = port

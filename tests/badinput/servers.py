@@ -29,8 +29,11 @@ from tests.badinput.conftest import LogWatcher
 from tests.badinput.dicomparts import CT_IMAGE, Uids, instance
 from tests.badinput.rawhttp import RawResponse, send_raw
 
-#: Seconds of silence after which a test server drops a connection (Site.timeOut).
-IDLE_TIMEOUT = 0.5
+#: Seconds of silence after which a fuzz target drops a connection (Site.timeOut): short
+#: enough that a request the server wrongly waits on fails fast, long enough for a
+#: loaded machine. The slow-body tests use SHORT_IDLE_TIMEOUT.
+IDLE_TIMEOUT = 3.0
+SHORT_IDLE_TIMEOUT = 0.5
 AET = "BADIN"
 STUDY = "1.2.826.0.1.3680043.8.498.1"
 
@@ -73,12 +76,12 @@ class Target:
         await deferLater(reactor, seconds, lambda: None)
 
 
-def start_stowrsd(root: Path, **settings: Any) -> Iterator[Target]:
+def start_stowrsd(root: Path, idle: float = IDLE_TIMEOUT, **settings: Any) -> Iterator[Target]:
     """stowrsd (uid layout, no fsync) under ``root/store``; yields, then stops it."""
     storage = root / "store"
     endpoint = TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1")
     service = ReceiverService(reactor, endpoint, ReceiverSettings(**settings), storage, fsync=False)
-    service.site.timeOut = IDLE_TIMEOUT
+    service.site.timeOut = idle
     service.startService()
     port = pytest_twisted.blockon(service.listening)
     try:
@@ -89,7 +92,9 @@ def start_stowrsd(root: Path, **settings: Any) -> Iterator[Target]:
             pytest_twisted.blockon(d)
 
 
-def start_stowpair(root: Path, extra_config: str = "") -> Iterator[Target]:
+def start_stowpair(
+    root: Path, extra_config: str = "", idle: float = IDLE_TIMEOUT
+) -> Iterator[Target]:
     """The whole stowpair service (archive ingest, REST) with its files under ``root``."""
     storage = root / "archive"
     conf = root / "stowpair.toml"
@@ -98,7 +103,7 @@ def start_stowpair(root: Path, extra_config: str = "") -> Iterator[Target]:
     service.startService()
     pytest_twisted.blockon(service.ready)
     assert service.rest_port is not None
-    service.rest_port.factory.timeOut = IDLE_TIMEOUT  # type: ignore[attr-defined]
+    service.rest_port.factory.timeOut = idle  # type: ignore[attr-defined]
     port = service.rest_port.getHost().port
     try:
         yield Target("ingest", port, f"/dcm4chee-arc/aets/{AET}/rs", storage, root, service)

@@ -11,7 +11,7 @@ import pytest
 import pytest_twisted
 
 from tests.badinput.servers import (
-    IDLE_TIMEOUT,
+    SHORT_IDLE_TIMEOUT,
     Target,
     check_answer,
     check_storage,
@@ -27,9 +27,9 @@ def target(
 ) -> Iterator[Target]:
     root = tmp_path_factory.mktemp(request.param)
     if request.param == "stowrsd":
-        yield from start_stowrsd(root)
+        yield from start_stowrsd(root, idle=SHORT_IDLE_TIMEOUT)
     else:
-        yield from start_stowpair(root)
+        yield from start_stowpair(root, idle=SHORT_IDLE_TIMEOUT)
 
 
 def _head_and_body(target: Target, sop: str) -> tuple[bytes, bytes]:
@@ -58,10 +58,10 @@ async def test_idle_client_is_dropped(target: Target, case: str) -> None:
     its idle timeout and no temp or partial file stays."""
     head, body = _head_and_body(target, "1.2.826.0.1.3680043.8.498.6.1")
     started = time.monotonic()
-    r = await target.send(IDLE_CASES[case](head, body), timeout=IDLE_TIMEOUT + 10)
+    r = await target.send(IDLE_CASES[case](head, body), timeout=SHORT_IDLE_TIMEOUT + 10)
     elapsed = time.monotonic() - started
     assert not r.timed_out and r.status in (0, 100), (r.status, r.body)
-    assert IDLE_TIMEOUT * 0.9 <= elapsed < IDLE_TIMEOUT + 5, elapsed
+    assert SHORT_IDLE_TIMEOUT * 0.9 <= elapsed < SHORT_IDLE_TIMEOUT + 5, elapsed
     await target.settle(0.2)
     check_storage(target)
     assert not list(target.storage.rglob("*6.1.dcm"))
@@ -74,8 +74,8 @@ async def test_slow_steady_client_is_served(target: Target) -> None:
     step = len(body) // 4 + 1
     pieces: list[bytes | float] = [head]
     for i in range(0, len(body), step):
-        pieces += [IDLE_TIMEOUT * 0.4, body[i : i + step]]
-    r = await target.send(pieces, timeout=IDLE_TIMEOUT * 10)
+        pieces += [SHORT_IDLE_TIMEOUT * 0.4, body[i : i + step]]
+    r = await target.send(pieces, timeout=SHORT_IDLE_TIMEOUT * 10)
     check_answer(r, "slow steady body")
     assert r.status == 200, r.body
     await target.settle()
