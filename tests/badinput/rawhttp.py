@@ -35,6 +35,8 @@ class RawResponse:
     #: The response was complete (length known and read, or read to close).
     complete: bool = False
     timed_out: bool = False
+    #: The request was HEAD: the answer has headers only (RFC 9110 §9.3.2).
+    head: bool = False
 
     def header(self, name: bytes) -> list[bytes]:
         return [v for k, v in self.headers if k.lower() == name.lower()]
@@ -48,7 +50,8 @@ class RawResponse:
 class _Parser:
     """Incremental HTTP response parser (Content-Length, chunked, or read-to-close)."""
 
-    def __init__(self) -> None:
+    def __init__(self, head: bool = False) -> None:
+        self.head = head
         self.buf = b""
         self.response: RawResponse | None = None
         self._length: int | None = None
@@ -66,6 +69,10 @@ class _Parser:
             if 100 <= response.status < 200:
                 continue  # 100 Continue and friends
             self.response = response
+            response.head = self.head
+            if self.head:
+                response.complete = True
+                return True
             length = response.header(b"content-length")
             te = b",".join(response.header(b"transfer-encoding")).lower()
             self._chunked = b"chunked" in te
@@ -134,7 +141,8 @@ class _RawClient(Protocol):
         self.reactor = reactor
         self.pieces = list(pieces)
         self.half_close = half_close
-        self.parser = _Parser()
+        first = next((p for p in pieces if isinstance(p, bytes)), b"")
+        self.parser = _Parser(head=first.startswith(b"HEAD "))
         self.done: Deferred[RawResponse] = Deferred()
         self._pending: Any = None
 
