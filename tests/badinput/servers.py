@@ -26,7 +26,7 @@ from stowpair.receiver.service import ReceiverService
 from stowpair.receiver.settings import ReceiverSettings
 from stowpair.service import StowpairService
 from tests.badinput.conftest import LogWatcher
-from tests.badinput.dicomparts import CT_IMAGE, Uids, instance
+from tests.badinput.dicomparts import CT_IMAGE, MARKER, Uids, instance
 from tests.badinput.rawhttp import RawResponse, send_raw
 
 #: Seconds of silence after which a fuzz target drops a connection (Site.timeOut): short
@@ -210,6 +210,15 @@ async def still_serving(target: Target, before: dict[str, int]) -> None:
     await target.settle()
     check_storage(target)
     assert outside_snapshot(target) == before
+    assert not traversal_marks(target)
+
+
+def traversal_marks(target: Target) -> list[Path]:
+    """Files or folders named after the path-traversal payloads' marker, wherever the
+    payloads (``../``, ``../../../../tmp/``, ``/tmp/``, ``/``) would have put them."""
+    places = [target.root.parent, Path("/tmp"), Path("/")]
+    found = [p for place in places for p in place.glob(f"*{MARKER}*")]
+    return found + list(target.root.rglob(f"*{MARKER}*"))
 
 
 def batch_guard(target: Target, watcher: LogWatcher) -> Iterator[None]:
