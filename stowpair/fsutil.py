@@ -48,3 +48,28 @@ def place_atomically(temp: Path, dest: Path, fsync: bool = True) -> None:
         for parent in created_in:
             fsync_dir(parent)
         fsync_dir(dest.parent)
+
+
+def folder_problem(folder: Path, what: str) -> str | None:
+    """Create ``folder`` if needed; None when it is a writable folder, else one sentence
+    saying what is wrong (for start-up checks, before any service runs)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return f"{what} {folder} cannot be created: {e.strerror}"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{what} {folder} is not writable"
+    return None
+
+
+def log_file_problem(path: Path, what: str) -> str | None:
+    """None when the log file ``path`` can be opened for appending, else one sentence."""
+    problem = folder_problem(path.parent, f"the folder of {what}")
+    if problem is not None:
+        return problem
+    try:
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as e:
+        return f"{what} {path} cannot be opened: {e.strerror}"
+    return None

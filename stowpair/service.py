@@ -17,6 +17,7 @@ import treq
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import Cooperator
 from twisted.internet.threads import deferToThreadPool
@@ -31,7 +32,7 @@ from stowpair.api.sync_export import sync_export
 from stowpair.archive.backend import ArchiveStorage
 from stowpair.archive.demo import generate_demo_study
 from stowpair.archive.index import SQLiteIndex
-from stowpair.archive.ingest import make_ingest_resource
+from stowpair.archive.ingest import JSONError, make_ingest_resource
 from stowpair.archive.rules import RuleEngine
 from stowpair.config.errors import ConfigError
 from stowpair.config.loader import load_config
@@ -141,7 +142,7 @@ class StowpairService(MultiService):
                 self.log.error("Demo study not loaded: {error}", error=str(e), event="demo.failed")
 
     def _listen(self) -> Deferred[None]:
-        root = Resource()
+        root = _RestRoot()
         root.putChild(b"health", HealthResource())
         root.putChild(b"dcm4chee-arc", Dcm4cheeArcResource(self.api))
         host, port = self.config.rest.host, self.config.rest.port
@@ -164,10 +165,17 @@ class StowpairService(MultiService):
         return d.addCallback(bound)
 
     def _start_failed(self, failure: Any) -> None:
-        self.log.failure("stowpair could not start", failure, event="startup.failed")
+        if failure.check(CannotListenError):  # a busy port: one sentence, no traceback
+            self.log.error(
+                "stowpair could not start: {error}",
+                error=failure.getErrorMessage(),
+                event="startup.failed",
+            )
+        else:
+            self.log.failure("stowpair could not start", failure, event="startup.failed")
         self.ready.errback(failure)
-        if self.reactor.running:
-            self.reactor.stop()
+        # start-up runs before reactor.run() under twistd: stop once it runs
+        self.reactor.callWhenRunning(self.reactor.stop)
 
     def _ingest_for(self, aet: str) -> IResource:
         if aet not in self._ingest:
@@ -290,6 +298,22 @@ class StowpairService(MultiService):
         closing = [self.transcoder.stop(), self.exporter.close(), self.index.close()]
         d = DeferredList(closing, consumeErrors=True)
         return d.addCallback(lambda _: self.pool.stop())
+
+
+class _RestRoot(Resource):
+    """``/`` of the REST listener: its children, else a JSON 404 (docs/rest-api.md)."""
+
+    def getChild(self, path: bytes, request: Any) -> IResource:
+        return JSONError(404, f"No such resource: {_shown_path(request)}")
+
+    def render(self, request: Any) -> bytes:
+        return JSONError(404, "No such resource: /; the REST API is under /dcm4chee-arc").render(
+            request
+        )
+
+
+def _shown_path(request: Any) -> str:
+    return (request.path or b"").decode("utf-8", "replace")[:200]
 
 
 async def _wait(d: Any) -> None:

@@ -6,6 +6,7 @@ MultiService. Logic lives in the subsystem packages.
 
 from __future__ import annotations
 
+import ipaddress
 import signal
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,9 @@ from twisted.python import usage
 from stowpair.config.errors import ConfigError
 from stowpair.config.loader import load_config
 from stowpair.config.model import Config, EmulatorConfig
+from stowpair.fsutil import folder_problem, log_file_problem
 from stowpair.logs import JSONLogService
-from stowpair.receiver.endpoints import listen_endpoint, stowrsd_settings
+from stowpair.receiver.endpoints import listen_endpoint, stowrsd_settings, tls_problem
 from stowpair.receiver.service import ReceiverService
 from stowpair.receiver.settings import ReceiverSettings
 
@@ -39,6 +41,23 @@ class StowpairOptions(usage.Options):
             raise usage.UsageError(
                 "invalid configuration:\n" + "\n".join(f"  {line}" for line in e.errors)
             ) from None
+        problems = _folder_problems(self["loaded"], self["json-log"])
+        if problems:
+            raise usage.UsageError("cannot start:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def _folder_problems(config: Config, json_log_option: str | None) -> list[str]:
+    """Folders and files the service writes, checked before it starts (one line each)."""
+    checks = [
+        folder_problem(config.archive.storage, "archive.storage"),
+        folder_problem(config.archive.database.parent, "the folder of archive.database"),
+    ]
+    if config.emulator.enabled:
+        checks.append(folder_problem(config.emulator.directory, "emulator.directory"))
+    log = _json_log_path(json_log_option, config)
+    if log is not None:
+        checks.append(log_file_problem(log, "the JSON log"))
+    return [p for p in checks if p is not None]
 
 
 class _Announce(Service):
@@ -162,19 +181,38 @@ class StowrsdOptions(usage.Options):
     ]
 
     def postOptions(self) -> None:
-        host, _, port = self["bind"].rpartition(":")
-        if not port.isdigit():
-            raise usage.UsageError(
-                f"--bind {self['bind']!r}: expected [ip:]port, e.g. 127.0.0.1:18080"
-            )
-        self["host"] = host.strip("[]") or "127.0.0.1"
-        self["port"] = int(port)
+        self["host"], self["port"] = _bind(self["bind"])
         if self["ignore"] and self["unpack"]:
             raise usage.UsageError("--ignore and --unpack exclude each other")
         try:
             self["settings"] = stowrsd_settings(self)
         except ValueError as e:
             raise usage.UsageError(str(e)) from None
+        log = None if self["json-log"] == "-" else Path(self["json-log"])
+        problems = [
+            tls_problem(self),
+            folder_problem(Path(self["directory"]), "--directory"),
+            log_file_problem(log, "--json-log") if log is not None else None,
+        ]
+        found = [p for p in problems if p is not None]
+        if found:
+            raise usage.UsageError("; ".join(found))
+
+
+def _bind(text: str) -> tuple[str, int]:
+    """``[ip:]port`` -> (ip, port); UsageError naming what is wrong."""
+    host, _, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]") or "127.0.0.1"
+    example = "expected [ip:]port, e.g. 127.0.0.1:18080 or [::1]:18080"
+    if not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        raise usage.UsageError(f"--bind {text!r}: {example} (port 0-65535)")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise usage.UsageError(
+            f"--bind {text!r}: {host!r} is not an IP address; {example}"
+        ) from None
+    return host, int(port)
 
 
 def make_stowrsd_service(options: StowrsdOptions) -> IService:
@@ -192,14 +230,17 @@ def make_stowrsd_service(options: StowrsdOptions) -> IService:
     }
     _Announce("stowrsd", summary).setServiceParent(top)
     endpoint = listen_endpoint(reactor, options["host"], options["port"], options)
-    ReceiverService(
+    receiver = ReceiverService(
         reactor,
         endpoint,
         options["settings"],
         Path(options["directory"]),
         layout,
         fsync=not options["no-fsync"],
-    ).setServiceParent(top)
+    )
+    receiver.setServiceParent(top)
+    # stowrsd without its listener is of no use: stop (the error is logged already)
+    receiver.listening.addErrback(lambda _: reactor.callWhenRunning(reactor.stop))
     return top
 
 
@@ -207,6 +248,8 @@ def make_emulator_service(cfg: EmulatorConfig, reactor: Any) -> ReceiverService:
     """The built-in stowrsd emulator for ``twistd -n stowpair`` (config's emulator section)."""
     endpoint = listen_endpoint(reactor, cfg.listener.host, cfg.listener.port, {})
     settings = ReceiverSettings(path=cfg.path)
-    return ReceiverService(
+    service = ReceiverService(
         reactor, endpoint, settings, cfg.directory, cfg.layout, cfg.fsync, role="emulator"
     )
+    service.listening.addErrback(lambda _: None)  # logged; the exporter side runs on
+    return service

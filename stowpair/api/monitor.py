@@ -14,8 +14,10 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from stowpair.api.params import (
+    MAX_TASK_ID,
     ApiError,
     BadParameter,
+    is_number,
     negotiate,
     parse_scheduled_time,
     parse_status,
@@ -179,7 +181,7 @@ class MonitorExportResource(Resource):
 
 
 def _task_id(text: str) -> int:
-    if not text.isdigit():
+    if not is_number(text) or int(text) > MAX_TASK_ID:
         raise _no_such_task(text)
     return int(text)
 

@@ -53,38 +53,52 @@ def parse_int(args: Args, name: str, low: int, high: int) -> int | None:
     value = single(args, name)
     if value is None or value == "":
         return None
-    if not value.isdigit() or not low <= int(value) <= high:
+    if not is_number(value) or not low <= int(value) <= high:
         raise BadParameter(name, value, f"expected a whole number {low}-{high}")
     return int(value)
 
 
-_DT = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,6}))?$")
+_DT = re.compile(r"(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,6}))?", re.ASCII)
+#: Task IDs are SQLite INTEGERs; a larger number cannot name a task.
+MAX_TASK_ID = 2**63 - 1
+
+
+def is_number(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also says yes to ``²`` and ``٣``)."""
+    return text.isascii() and text.isdigit()
 
 
 def _dt_bounds(text: str, name: str) -> tuple[float, float]:
     """The first and last instant (local time) of a possibly partial DICOM DT."""
-    m = _DT.match(text)
+    m = _DT.fullmatch(text)
     if m is None:
         raise BadParameter(name, text, "expected a DICOM DT such as 20251231235959")
-    parts = [int(p) if p else None for p in m.groups()[:6]]
-    year, month, day, hour, minute, second = parts
+    year, month, day, hour, minute, second = (int(p) if p else None for p in m.groups()[:6])
     try:
-        start = datetime(year or 1, month or 1, day or 1, hour or 0, minute or 0, second or 0)
-    except ValueError:
+        start = datetime(
+            year or 0,  # year 0000 does not exist: ValueError below
+            1 if month is None else month,
+            1 if day is None else day,
+            hour or 0,
+            minute or 0,
+            second or 0,
+        )
+        if second is not None:
+            end = start + timedelta(seconds=1)
+        elif minute is not None:
+            end = start + timedelta(minutes=1)
+        elif hour is not None:
+            end = start + timedelta(hours=1)
+        elif day is not None:
+            end = start + timedelta(days=1)
+        elif month is not None:
+            end = start.replace(year=start.year + (month == 12), month=month % 12 + 1)
+        else:
+            end = start.replace(year=start.year + 1)
+        # local time: years 1 and 9999 can fall outside what the platform converts
+        return start.timestamp(), end.timestamp() - 0.000001
+    except (ValueError, OverflowError, OSError):
         raise BadParameter(name, text, "not a valid date and time") from None
-    if second is not None:
-        end = start + timedelta(seconds=1)
-    elif minute is not None:
-        end = start + timedelta(minutes=1)
-    elif hour is not None:
-        end = start + timedelta(hours=1)
-    elif day is not None:
-        end = start + timedelta(days=1)
-    elif month is not None:
-        end = start.replace(year=year + (month == 12), month=month % 12 + 1)  # type: ignore[operator]
-    else:
-        end = start.replace(year=start.year + 1)
-    return start.timestamp(), end.timestamp() - 0.000001
 
 
 def parse_dt_range(value: str, name: str) -> tuple[float | None, float | None]:
@@ -140,7 +154,7 @@ def task_filter(args: Args) -> TaskFilter:
         part.strip() for v in values(args, "ExporterID") for part in v.split(",") if part.strip()
     )
     task_id = single(args, "taskID")
-    if task_id is not None and not task_id.isdigit():
+    if task_id is not None and not (is_number(task_id) and int(task_id) <= MAX_TASK_ID):
         raise BadParameter("taskID", task_id, "expected a task number")
     status = single(args, "status")
     created = single(args, "createdTime")

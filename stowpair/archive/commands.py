@@ -74,6 +74,11 @@ def _import(args: argparse.Namespace) -> int:
         for line in e.errors:
             print(line, file=sys.stderr)
         return 1
+    missing = [p for p in args.paths if not p.exists()]
+    if missing:  # a mistyped path is an error, not a file skipped inside a folder
+        for path in missing:
+            print(f"stowpair import: {path}: no such file or folder", file=sys.stderr)
+        return 1
     # pydicom warns about oddities it tolerates; the summary reports what matters.
     warnings.filterwarnings("ignore", module=r"pydicom\.")
     storage, database = config.archive.storage, config.archive.database

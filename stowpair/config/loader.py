@@ -231,8 +231,11 @@ def load_config(path: Path) -> Config:
         raise ConfigError([f"{path}: cannot read the configuration: {e.strerror}"]) from None
     except UnicodeDecodeError as e:
         raise ConfigError([f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8"]) from None
+    text = text.removeprefix("\ufeff")  # a byte order mark, as some editors write
     try:
         doc = tomllib.loads(text)
+    except RecursionError:
+        raise ConfigError([f"{path}: not valid TOML: arrays or tables nested too deeply"]) from None
     except tomllib.TOMLDecodeError as e:
         # Python 3.11's error has no line attribute; its message ends "(at line N, column M)".
         match = re.search(r"\s*\(at line (\d+), column (\d+)\)$", str(e))

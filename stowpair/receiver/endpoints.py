@@ -10,7 +10,7 @@ from twisted.internet import ssl
 from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.interfaces import IStreamServerEndpoint
 
-from stowpair.config.secret import Secret
+from stowpair.config.secret import Secret, SecretError
 from stowpair.receiver.settings import (
     FaultSettings,
     ReceiverSettings,
@@ -21,29 +21,43 @@ from stowpair.receiver.settings import (
 
 
 def _probability(options: Mapping[str, Any], name: str) -> float:
-    value = float(options[name])
+    value = _number(options, name, float)
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"--{name} {options[name]!r}: expected a probability from 0 to 1")
     return value
 
 
+def _number(options: Mapping[str, Any], name: str, kind: type[Any], low: float = 0) -> Any:
+    """``options[name]`` as ``kind`` (int or float), at least ``low``; the error names it."""
+    text = options[name]
+    try:
+        value = kind(text)
+    except (TypeError, ValueError):
+        noun = "a whole number" if kind is int else "a number"
+        raise ValueError(f"--{name} {text!r}: expected {noun}") from None
+    if not value >= low:  # also refuses NaN
+        raise ValueError(f"--{name} {text!r}: expected at least {low}")
+    return value
+
+
 def stowrsd_settings(options: Mapping[str, Any]) -> ReceiverSettings:
     """Build ReceiverSettings from StowrsdOptions; ValueError names the bad option."""
-    try:
-        status = int(options["status"]) if options["status"] else None
-        faults = FaultSettings(
-            fail_rate=_probability(options, "fail-rate"),
-            fail_reason=parse_code(options["fail-reason"]),
-            status=status,
-            status_rate=_probability(options, "status-rate"),
-            retry_after=int(options["retry-after"]),
-            delay=float(options["delay"]),
-            seed=int(options["seed"]) if options["seed"] is not None else None,
-        )
-    except ValueError as e:
-        raise ValueError(f"fault injection option: {e}") from None
-    if status is not None and not 100 <= status <= 599:
+    status = _number(options, "status", int, 100) if options["status"] else None
+    if status is not None and status > 599:
         raise ValueError(f"--status {status}: expected an HTTP status from 100 to 599")
+    try:
+        reason = parse_code(options["fail-reason"])
+    except ValueError as e:
+        raise ValueError(f"--fail-reason: {e}") from None
+    faults = FaultSettings(
+        fail_rate=_probability(options, "fail-rate"),
+        fail_reason=reason,
+        status=status,
+        status_rate=_probability(options, "status-rate"),
+        retry_after=_number(options, "retry-after", int),
+        delay=_number(options, "delay", float),
+        seed=_number(options, "seed", int, -(2**63)) if options["seed"] is not None else None,
+    )
     size = options["max-request-size"]
     part = options["max-part-size"]
     return ReceiverSettings(
@@ -51,10 +65,23 @@ def stowrsd_settings(options: Mapping[str, Any]) -> ReceiverSettings:
         max_request_size=parse_size(size) if size else None,
         max_part_size=parse_size(part) if part else None,
         accept_transfer_syntaxes=resolve_transfer_syntaxes(options["accept-transfer-syntax"]),
-        bearer_token=Secret(options["bearer-token"]) if options["bearer-token"] else None,
-        basic_auth=Secret(options["basic-auth"]) if options["basic-auth"] else None,
+        bearer_token=_secret(options, "bearer-token"),
+        basic_auth=_secret(options, "basic-auth"),
         faults=faults,
     )
+
+
+def _secret(options: Mapping[str, Any], name: str) -> Secret | None:
+    """A credential option, resolved once now so an unset ``env:`` or a missing
+    ``file:`` is an error at start rather than a refused request later."""
+    if not options[name]:
+        return None
+    secret = Secret(options[name])
+    try:
+        secret.reveal()
+    except SecretError as e:
+        raise ValueError(f"--{name} {secret}: {e}") from None
+    return secret
 
 
 def _tls_options(cert: str, key: str | None, ca: str | None) -> ssl.CertificateOptions:
@@ -84,6 +111,20 @@ def _tls_options(cert: str, key: str | None, ca: str | None) -> ssl.CertificateO
         extraCertChain=extra or None,
         **kwargs,
     )
+
+
+def tls_problem(options: Mapping[str, Any]) -> str | None:
+    """None when ``--tls-cert``/``--tls-key``/``--tls-ca`` load, else one sentence."""
+    cert = options.get("tls-cert")
+    if not cert:
+        return None
+    try:
+        _tls_options(cert, options.get("tls-key"), options.get("tls-ca"))
+    except OSError as e:
+        return f"--tls-cert/--tls-key/--tls-ca: cannot read {e.filename}: {e.strerror}"
+    except Exception as e:  # pyOpenSSL raises its own error types for bad PEM data
+        return f"--tls-cert {cert}: cannot load the certificate, key or CA: {e}"
+    return None
 
 
 def listen_endpoint(

@@ -6,7 +6,7 @@ import base64
 import binascii
 import hmac
 
-from stowpair.config.secret import Secret
+from stowpair.config.secret import Secret, SecretError
 from stowpair.dicom.response import JSON_MEDIA_TYPE, XML_MEDIA_TYPE
 from stowpair.receiver.transaction import TransactionResult
 
@@ -60,14 +60,17 @@ def authorized(header: str | None, bearer: Secret | None, basic: Secret | None) 
         return True
     scheme, _, credentials = (header or "").strip().partition(" ")
     credentials = credentials.strip()
-    if bearer is not None and scheme.lower() == "bearer":
-        return hmac.compare_digest(credentials.encode(), bearer.reveal().encode())
-    if basic is not None and scheme.lower() == "basic":
-        try:
-            decoded = base64.b64decode(credentials, validate=True)
-        except (binascii.Error, ValueError):
-            return False
-        return hmac.compare_digest(decoded, basic.reveal().encode())
+    try:
+        if bearer is not None and scheme.lower() == "bearer":
+            return hmac.compare_digest(credentials.encode(), bearer.reveal().encode())
+        if basic is not None and scheme.lower() == "basic":
+            try:
+                decoded = base64.b64decode(credentials, validate=True)
+            except (binascii.Error, ValueError):
+                return False
+            return hmac.compare_digest(decoded, basic.reveal().encode())
+    except (SecretError, UnicodeEncodeError):
+        return False  # an unreadable secret (checked at start) or a non-ASCII header value
     return False
 
 

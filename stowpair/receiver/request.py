@@ -18,6 +18,8 @@ client waiting for it sends the body only once the request was accepted.
 from __future__ import annotations
 
 import io
+import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import unquote_to_bytes
@@ -25,7 +27,10 @@ from urllib.parse import unquote_to_bytes
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 from twisted.web import server
+from twisted.web.error import UnsupportedMethod
 from twisted.web.http import RESPONSES, datetimeToString
+from twisted.web.resource import IResource
+from zope.interface import implementer
 
 #: Body bytes drained after an early response before the connection is closed anyway.
 DRAIN_LIMIT = 8 * 1024 * 1024
@@ -76,6 +81,8 @@ class StreamingRequest(server.Request):
     early: EarlyResponse | None = None
     _drained = 0
     _linger: IDelayedCall | None = None
+    #: The channel's idle timeout, kept aside while reading is paused.
+    _idle_timeout: float | None = None
 
     def gotLength(self, length: int | None) -> None:
         decision = self._ask_resource(length)
@@ -139,6 +146,9 @@ class StreamingRequest(server.Request):
         else:
             super().handleContentChunk(data)
 
+    def render(self, resrc: IResource) -> None:
+        super().render(_MethodGuard(resrc))
+
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         if self.early is not None:
             self._close()  # answered already; the connection is not reused
@@ -154,12 +164,75 @@ class StreamingRequest(server.Request):
         super().connectionLost(reason)
 
     def pause_body(self) -> None:
-        """Stop reading the socket (backpressure while parts are being stored)."""
-        transport: Any = getattr(self.channel, "transport", None)
+        """Stop reading the socket (backpressure while parts are being stored).
+
+        The client is not idle while we hold its body back, so the channel's idle
+        timeout is suspended until reading resumes (else a slow fsync would drop an
+        upload that the client is sending as fast as it may).
+        """
+        channel: Any = self.channel
+        transport: Any = getattr(channel, "transport", None)
         if transport is not None:
             transport.pauseProducing()
+        if channel is not None and self._idle_timeout is None:
+            self._idle_timeout = channel.setTimeout(None)
 
     def resume_body(self) -> None:
-        transport: Any = getattr(self.channel, "transport", None)
+        channel: Any = self.channel
+        saved, self._idle_timeout = self._idle_timeout, None
+        if channel is not None and saved is not None:
+            if getattr(channel, "_handlingRequest", False):
+                # The body ended while paused: twisted.web restores the idle timeout it
+                # saved when the response is done, so that is where ours goes.
+                channel._savedTimeOut = saved
+            else:
+                channel.setTimeout(saved)
+        transport: Any = getattr(channel, "transport", None)
         if transport is not None:
             transport.resumeProducing()
+
+
+#: An HTTP method is a token (RFC 9110 §9.1, §5.6.2).
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+@implementer(IResource)
+class _MethodGuard:
+    """Wraps the resource being rendered: a method it does not support gets a JSON
+    405 with ``Allow`` (twisted.web answers 501 to methods it does not know, such as
+    PUT, and an HTML page to the others); a method that is not an RFC 9110 token gets a 400.
+    """
+
+    isLeaf = True
+
+    def __init__(self, inner: IResource) -> None:
+        self.inner = inner
+
+    def getChildWithDefault(self, name: bytes, request: Any) -> IResource:
+        return self.inner.getChildWithDefault(name, request)
+
+    def putChild(self, path: bytes, child: IResource) -> None:
+        self.inner.putChild(path, child)
+
+    def render(self, request: Any) -> Any:
+        method: bytes = request.method
+        if _TOKEN.fullmatch(method) is None:
+            return _json_error(request, 400, f"{method!r} is not an HTTP method", ())
+        try:
+            return self.inner.render(request)
+        except UnsupportedMethod as e:
+            allowed: tuple[bytes, ...] = tuple(e.allowedMethods)
+            if method == b"HEAD" and b"GET" in allowed:
+                raise  # twisted.web answers HEAD with the headers of GET
+        name = method.decode("ascii")
+        return _json_error(request, 405, f"Method {name} not allowed here", allowed)
+
+
+def _json_error(request: Any, code: int, message: str, allowed: tuple[bytes, ...]) -> bytes:
+    names = sorted({m.decode("latin-1") for m in allowed})
+    if names:
+        message += f" (allowed: {', '.join(names)})"
+        request.setHeader(b"Allow", ", ".join(names).encode())
+    request.setResponseCode(code)
+    request.setHeader(b"Content-Type", b"application/json")
+    return json.dumps({"errorMessage": message}).encode() + b"\n"

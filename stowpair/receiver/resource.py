@@ -265,6 +265,7 @@ class StowResource(Resource):
         matched, _ = self._route(request)
         if not matched:
             request.setResponseCode(404)
+            request.setHeader("Content-Type", "text/plain; charset=utf-8")
             return b"no such resource\n"
         if request.method == b"OPTIONS":
             request.setResponseCode(204)
@@ -279,6 +280,7 @@ class StowResource(Resource):
         if request.method != b"POST":
             request.setResponseCode(405)
             request.setHeader("Allow", ALLOW)
+            request.setHeader("Content-Type", "text/plain; charset=utf-8")
             return b"use POST with a multipart/related body\n"
         return self.render_POST(request)
 

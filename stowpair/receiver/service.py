@@ -12,17 +12,22 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
+from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from stowpair.api.health import HealthResource
+from stowpair.logs import register_events
 from stowpair.receiver.request import StreamingRequest
 from stowpair.receiver.resource import StowResource
 from stowpair.receiver.settings import ReceiverSettings
 from stowpair.receiver.storage import make_storage
 
 T = TypeVar("T")
+
+register_events({"receiver.listen_failed": ("role", "error")})
 
 
 class _Root(Resource):
@@ -42,10 +47,32 @@ class _Root(Resource):
         return self.stow
 
 
+class StowChannel(HTTPChannel):
+    """HTTP/1.1 channel that answers an over-long request or header line.
+
+    twisted.web's line reader just drops the connection when a line passes
+    ``MAX_LENGTH`` (16 KiB); a client then sees a reset instead of a reason.
+    """
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        body = f"a request or header line is longer than {self.MAX_LENGTH} bytes\n".encode()
+        self.transport.write(  # type: ignore[union-attr]
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body) + body
+        )
+        self.loseConnection()
+
+
 def streaming_site(root: Resource, timeout: float = 60.0) -> Site:
-    """A Site whose requests stream uploads to resources that ask for it."""
+    """A Site whose requests stream uploads to resources that ask for it.
+
+    ``timeout``: seconds a connection may stay silent (twisted.web's idle timeout);
+    it is suspended while the receiver itself holds the body back (backpressure).
+    """
     site = Site(root, timeout=timeout)
     site.requestFactory = StreamingRequest
+    site.protocol = StowChannel  # type: ignore[method-assign, assignment]  # HTTP/1.1 only
     return site
 
 
@@ -85,8 +112,16 @@ class ReceiverService(Service):
         self.pool.start()
         self.storage.prepare()  # mkdir + remove stale temp files, before accepting requests
         d = self.endpoint.listen(self.site)
-        d.addCallback(self._listening)
-        d.addErrback(self.listening.errback)
+        d.addCallbacks(self._listening, self._listen_failed)
+
+    def _listen_failed(self, failure: Failure) -> None:
+        self.log.error(
+            "{role} cannot listen: {error}",
+            role=self.role,
+            error=failure.getErrorMessage(),
+            event="receiver.listen_failed",
+        )
+        self.listening.errback(failure)
 
     def _listening(self, port: IListeningPort) -> None:
         self.port = port
