@@ -28,11 +28,12 @@ from twisted.web.resource import IResource, Resource
 
 from stowpair.api.dcm4chee import Dcm4cheeApi, Dcm4cheeArcResource
 from stowpair.api.health import HealthResource
+from stowpair.api.respond import ErrorResource
 from stowpair.api.sync_export import sync_export
 from stowpair.archive.backend import ArchiveStorage
 from stowpair.archive.demo import generate_demo_study
 from stowpair.archive.index import SQLiteIndex
-from stowpair.archive.ingest import JSONError, make_ingest_resource
+from stowpair.archive.ingest import make_ingest_resource
 from stowpair.archive.rules import RuleEngine
 from stowpair.config.errors import ConfigError
 from stowpair.config.loader import load_config
@@ -304,12 +305,12 @@ class _RestRoot(Resource):
     """``/`` of the REST listener: its children, else a JSON 404 (docs/rest-api.md)."""
 
     def getChild(self, path: bytes, request: Any) -> IResource:
-        return JSONError(404, f"No such resource: {_shown_path(request)}")
+        return ErrorResource(404, f"No such resource: {_shown_path(request)}")
 
     def render(self, request: Any) -> bytes:
-        return JSONError(404, "No such resource: /; the REST API is under /dcm4chee-arc").render(
-            request
-        )
+        return ErrorResource(
+            404, "No such resource: /; the REST API is under /dcm4chee-arc"
+        ).render(request)
 
 
 def _shown_path(request: Any) -> str:

@@ -24,7 +24,13 @@ from twisted.web.server import Request
 
 from stowpair.api.monitor import MonitorExportResource
 from stowpair.api.params import ApiError, parse_scheduled_time, single
-from stowpair.api.respond import Answer, error_answer, json_answer, render_async, write
+from stowpair.api.respond import (
+    Answer,
+    ErrorResource,
+    error_answer,
+    json_answer,
+    render_async,
+)
 from stowpair.api.taskjson import task_json
 from stowpair.config.model import Config
 from stowpair.queue import events as _events  # noqa: F401  (registers event names)
@@ -59,19 +65,6 @@ class Dcm4cheeApi:
         self.config = config
 
 
-class _ErrorResource(Resource):
-    """A JSON ``{"errorMessage": ...}`` answer to any method."""
-
-    isLeaf = True
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__()
-        self.answer = error_answer(code, message)
-
-    def render(self, request: Request) -> bytes:
-        return write(request, self.answer)
-
-
 class Dcm4cheeArcResource(Resource):
     """``/dcm4chee-arc``."""
 
@@ -87,7 +80,7 @@ class Dcm4cheeArcResource(Resource):
             return MonitorExportResource(self.api)
         if path == b"ctrl" and _postpath(request) == [b"reload"]:
             return ReloadResource(self.api)
-        return _ErrorResource(404, f"No such resource: {request.path.decode('utf-8', 'replace')}")
+        return ErrorResource(404, f"No such resource: {request.path.decode('utf-8', 'replace')}")
 
 
 class _AetsResource(Resource):
@@ -98,16 +91,16 @@ class _AetsResource(Resource):
     def getChild(self, path: bytes, request: Request) -> IResource:
         aet = path.decode("utf-8", "replace")
         if aet not in self.api.config.device.ae_titles:
-            return _ErrorResource(404, f"No such Application Entity: {aet}")
+            return ErrorResource(404, f"No such Application Entity: {aet}")
         if _postpath(request)[:1] != [b"rs"]:
-            return _ErrorResource(404, f"No such resource: {request.path.decode()}")
+            return ErrorResource(404, f"No such resource: {request.path.decode()}")
         _shift(request)
         parsed = _export_path([p.decode("utf-8", "replace") for p in _postpath(request)])
         if parsed is not None:
             return ExportResource(self.api, aet, *parsed)
         ingest = self.api.ingest_resource_for(aet) if self.api.ingest_resource_for else None
         if ingest is None:
-            return _ErrorResource(404, f"No STOW-RS ingest service for Application Entity {aet}")
+            return ErrorResource(404, f"No STOW-RS ingest service for Application Entity {aet}")
         return ingest
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from stowpair.api.params import ApiError
@@ -78,3 +79,16 @@ def _error_answer(failure: Failure, request: Request) -> Answer:
         event="api.error",
     )
     return error_answer(500, f"Internal error: {failure.value}; see the stowpair log")
+
+
+class ErrorResource(Resource):
+    """A JSON ``{"errorMessage": ...}`` answer to any method."""
+
+    isLeaf = True
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__()
+        self.answer = error_answer(code, message)
+
+    def render(self, request: Request) -> bytes:
+        return write(request, self.answer)
