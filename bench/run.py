@@ -166,6 +166,13 @@ def targets(rows: list[Row]) -> list[str]:
         "S1 stowpair→stowrsd vs Orthanc→Orthanc (inst/s)",
     )
     ratio(
+        ("S1", "stowpair→orthanc c4 b10"),
+        ("S1", "orthanc→orthanc"),
+        "instances_per_s",
+        2.0,
+        "S1 (same receiver) stowpair exporter→Orthanc vs Orthanc→Orthanc (inst/s)",
+    )
+    ratio(
         ("S2", "stowpair→stowrsd c1 b1 (--ignore)"),
         ("S2", "curl→nginx sink"),
         "mb_per_s",
