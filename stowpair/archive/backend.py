@@ -155,12 +155,7 @@ class ArchiveStorage:
 
     def prepare(self) -> int:
         """Create the folders and delete temp files left by a crash (blocking; at start)."""
-        self.incoming.mkdir(parents=True, exist_ok=True)
-        removed = 0
-        for stale in self.incoming.glob("*.part"):
-            stale.unlink(missing_ok=True)
-            removed += 1
-        return removed
+        return self._temps.prepare()
 
     # -- StorageBackend ------------------------------------------------------------
 

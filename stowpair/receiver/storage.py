@@ -79,6 +79,16 @@ class TempFiles:
         self._refilling = False
         self._counter = itertools.count(1)
 
+    def prepare(self) -> int:
+        """Create the folder and delete temp files left by a crash (blocking, at start);
+        returns how many were removed."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        removed = 0
+        for stale in self.directory.glob("*.part"):
+            stale.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
     def take(self) -> TempPart:
         try:
             part = self._spares.popleft()
@@ -193,12 +203,7 @@ class _DirectoryBackend:
 
         Returns how many stale temp files were removed.
         """
-        self.incoming.mkdir(parents=True, exist_ok=True)
-        removed = 0
-        for stale in self.incoming.glob("*.part"):
-            stale.unlink(missing_ok=True)
-            removed += 1
-        return removed
+        return self._temps.prepare()
 
     def open_part(self, ctx: RequestContext) -> TempPart:
         # Creating an empty file is a metadata operation; writes land in the page
