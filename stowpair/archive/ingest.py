@@ -15,6 +15,8 @@ factory for bodies to stream (otherwise twisted.web buffers them first; still co
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from twisted.internet.interfaces import IReactorTime
 
 from stowpair.receiver.resource import StowResource
@@ -36,14 +38,5 @@ def make_ingest_resource(
     ``settings.path`` is ignored (the mount point is the service path).
     """
     base = settings or ReceiverSettings(server_name=f"stowpair-{aet}")
-    mounted = ReceiverSettings(
-        path="/",
-        max_request_size=base.max_request_size,
-        max_part_size=base.max_part_size,
-        accept_transfer_syntaxes=base.accept_transfer_syntaxes,
-        bearer_token=base.bearer_token,
-        basic_auth=base.basic_auth,
-        limits=base.limits,
-        server_name=base.server_name,
-    )
+    mounted = replace(base, path="/")
     return StowResource(mounted, backend, reactor, run_blocking, source=aet)
