@@ -256,7 +256,7 @@ class StowTransaction:
             d = self._run(
                 lambda: read_head_header(head, part.size, part.number, part.transfer_syntax)
             )
-        d.addCallback(self._check, part)
+        d.addCallbacks(self._check, self._unreadable, callbackArgs=(part,), errbackArgs=(part,))
         d.addCallback(self._store, temp)
         d.addCallbacks(self._stored, self._failed, callbackArgs=(part,), errbackArgs=(part,))
         d.addBoth(self._settled)
@@ -297,6 +297,15 @@ class StowTransaction:
                 *uids,
             )
         return header
+
+    def _unreadable(self, failure: Failure, part: _Part) -> Failure:
+        """A header that cannot be read because the part was already refused (cut at
+        --max-part-size, disk full) keeps the reason it was refused for."""
+        e = failure.value
+        if part.problem is not None and isinstance(e, InstanceError):
+            uids = (e.sop_class_uid, e.sop_instance_uid)
+            return Failure(InstanceError(part.problem.failure_reason, part.problem.message, *uids))
+        return failure
 
     def _stored(self, result: InstanceResult, part: _Part) -> None:
         self.result.stored.append((part.number, result))
