@@ -111,6 +111,11 @@ class Attempt:
     def results(self) -> list[InstanceOutcome]:
         return list(self._results.values())
 
+    def results_of(self, batch: Sequence[Item]) -> list[InstanceOutcome]:
+        """The results of a batch's instances (every instance sent has one)."""
+        found = (self._results.get(item.record.sop_instance_uid) for item in batch)
+        return [r for r in found if r is not None]
+
     def record(
         self,
         record: InstanceRecord,
@@ -150,10 +155,9 @@ class Attempt:
                 retryable=outcome.retryable,
             )
 
-    def fail_unsendable(self, item: Item, reason: str) -> None:
-        self.record(
-            item.record, InstanceStatus.FAILED, verdict=Verdict(InstanceStatus.FAILED, reason)
-        )
+    def fail_unsendable(self, item: Item, reason: str, reason_code: int | None = None) -> None:
+        verdict = Verdict(InstanceStatus.FAILED, reason, reason_code)
+        self.record(item.record, InstanceStatus.FAILED, verdict=verdict)
 
     async def send(self, batch: list[Item]) -> None:
         """Prepare (decompress), POST, record; never raises."""
