@@ -15,7 +15,7 @@ from stowpair.archive.model import InstanceRecord
 from stowpair.dicom.transfer_syntax import select
 from stowpair.exporter.body import BodyPart
 from stowpair.exporter.client import HTTPAnswer, StowClient
-from stowpair.exporter.errors import describe
+from stowpair.exporter.errors import describe, unreachable
 from stowpair.exporter.outcome import InstanceOutcome, InstanceStatus
 from stowpair.exporter.reconcile import Verdict, acknowledges_nothing, reconcile, retry_after
 from stowpair.logs import register_events
@@ -30,6 +30,7 @@ register_events(
             "failed", "reason", "elapsed",
         ),
         "exporter.request.split": ("webapp", "url", "instances", "bytes"),
+        "exporter.destination.unreachable": ("webapp", "url", "reason"),
         "exporter.peer.transfer_syntax_ignored": ("webapp", "url"),
         "exporter.bug": (),
         "exporter.instance.failed": (
@@ -100,6 +101,10 @@ class Attempt:
         self._work_dir = work_dir
         self._results: dict[str, InstanceOutcome] = {}
         self.retry_after: float | None = None
+        #: Set when the destination could not be reached (refused, no route, unknown
+        #: host, connect timeout): the rest of this attempt fails at once with it, and
+        #: the retry schedule tries again later.
+        self.unreachable: Verdict | None = None
 
     def item(self, record: InstanceRecord) -> Item:
         accepted = self.client.webapp.properties.transfer_syntax
@@ -160,7 +165,12 @@ class Attempt:
         self.record(item.record, InstanceStatus.FAILED, verdict=verdict)
 
     async def send(self, batch: list[Item]) -> None:
-        """Prepare (decompress), POST, record; never raises."""
+        """Prepare (decompress), POST, record; never raises. Once the destination was
+        found unreachable in this attempt, the batch fails at once with that reason."""
+        if self.unreachable is not None:
+            for item in batch:
+                self.record(item.record, InstanceStatus.FAILED, verdict=self.unreachable)
+            return
         prepared: list[_Prepared] = []
         try:
             prepared = await self._prepare(batch)
@@ -221,6 +231,9 @@ class Attempt:
 
     async def _post(self, prepared: list[_Prepared]) -> None:
         started = self._reactor.seconds()
+        if self.unreachable is not None:  # e.g. the second half of a split batch
+            self._finish(prepared, {}, self.unreachable, None, started)
+            return
         url = self.client.webapp.studies_url
         total = sum(p.part.size for p in prepared)
         with_parameter = self.client.transfer_syntax_parameter
@@ -229,6 +242,8 @@ class Attempt:
         except Exception as e:
             reason, retryable = describe(e, url)
             verdict = Verdict(InstanceStatus.FAILED, reason, retryable=retryable)
+            if unreachable(e) and self.unreachable is None:
+                self._give_up(verdict, url)
             self._finish(prepared, {}, verdict, None, started)
             return
         if answer.status == 413 and len(prepared) > 1:
@@ -250,6 +265,17 @@ class Attempt:
             await self._post(prepared)
             return
         self._finish(prepared, self._verdicts(prepared, answer), None, answer.status, started)
+
+    def _give_up(self, verdict: Verdict, url: str) -> None:
+        self.unreachable = verdict
+        self.log.warn(
+            "{url} cannot be reached ({reason}): the rest of this attempt fails at once;"
+            " the retry schedule tries again",
+            event="exporter.destination.unreachable",
+            webapp=self.client.webapp.name,
+            url=url,
+            reason=verdict.reason,
+        )
 
     def _drop_transfer_syntax_parameter(self, url: str) -> None:
         """Fall back to bare ``application/dicom`` parts for this web app (sticky)."""
