@@ -48,6 +48,7 @@ from stowpair.queue.scheduler import ExportScheduler
 from stowpair.queue.service import QueueService
 from stowpair.queue.store import SQLiteTaskStore
 from stowpair.receiver.service import streaming_site
+from stowpair.receiver.settings import ReceiverSettings
 
 T = TypeVar("T")
 
@@ -180,8 +181,13 @@ class StowpairService(MultiService):
 
     def _ingest_for(self, aet: str) -> IResource:
         if aet not in self._ingest:
+            settings = ReceiverSettings(
+                server_name=f"stowpair-{aet}",
+                max_request_size=self.config.archive.max_request_bytes,
+                max_request_size_option="archive.max_request_bytes",
+            )
             self._ingest[aet] = make_ingest_resource(
-                aet, self.archive, self.reactor, self.run_blocking
+                aet, self.archive, self.reactor, self.run_blocking, settings
             )
         return self._ingest[aet]
 

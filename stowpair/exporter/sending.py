@@ -246,6 +246,10 @@ class Attempt:
                 self._give_up(verdict, url)
             self._finish(prepared, {}, verdict, None, started)
             return
+        if answer.status == 413:
+            prepared = self._keep_stored(prepared, answer, started)
+            if not prepared:
+                return
         if answer.status == 413 and len(prepared) > 1:
             self.log.info(
                 "{url} answered 413 to {instances} instances ({bytes} bytes): halving",
@@ -276,6 +280,20 @@ class Attempt:
             url=url,
             reason=verdict.reason,
         )
+
+    def _keep_stored(
+        self, prepared: list[_Prepared], answer: HTTPAnswer, started: float
+    ) -> list[_Prepared]:
+        """A 413 may still list instances the server stored before the body passed its
+        limit (stowrsd and stowpair's ingest do): those are done; the rest is returned to
+        be sent again in smaller requests."""
+        verdicts = reconcile([p.item.record.sop_instance_uid for p in prepared], answer)
+        delivered = (InstanceStatus.COMPLETED, InstanceStatus.WARNING)
+        stored = {uid: v for uid, v in verdicts.items() if v.status in delivered}
+        if stored:
+            done = [p for p in prepared if p.item.record.sop_instance_uid in stored]
+            self._finish(done, stored, None, answer.status, started)
+        return [p for p in prepared if p.item.record.sop_instance_uid not in stored]
 
     def _drop_transfer_syntax_parameter(self, url: str) -> None:
         """Fall back to bare ``application/dicom`` parts for this web app (sticky)."""

@@ -75,6 +75,8 @@ class TransactionResult:
     failed: list[PartFailure] = field(default_factory=list)
     #: Where the body broke (multipart syntax), or None.
     syntax_error: str | None = None
+    #: Why the rest of the body was not read: it passed the request size limit (413).
+    limit_error: str | None = None
     parts: int = 0
     bytes: int = 0
 
@@ -148,8 +150,9 @@ class StowTransaction:
             except MultipartError as e:
                 self._syntax_error(e)
             self._stopped = True
-        if self.result.syntax_error is None and self.result.parts == 0:
-            self.result.syntax_error = "the multipart body holds no parts"
+        result = self.result
+        if result.syntax_error is None and result.limit_error is None and result.parts == 0:
+            result.syntax_error = "the multipart body holds no parts"
         d: Deferred[Any] = DeferredList(list(self._pending), consumeErrors=True)
         return d.addCallback(lambda _: self._done())
 
@@ -157,6 +160,19 @@ class StowTransaction:
         """Stop: drop the part being received (parts already ended still settle)."""
         self._stopped = True
         self._drop_current()
+
+    def stop_at_limit(self, limit: int) -> None:
+        """The body passes ``limit`` bytes: drop the part being received and read no
+        more; the parts that ended before stay stored and are listed (docs/conformance.md)."""
+        if self._stopped:
+            return
+        where = f"in part {self._part.number}" if self._part is not None else "between parts"
+        option = self.settings.max_request_size_option
+        self.result.limit_error = (
+            f"the request body passed {limit} bytes ({option}) {where}; the rest of the"
+            " body was not read and nothing in it was stored"
+        )
+        self.abort()
 
     # -- parts -------------------------------------------------------------
 
