@@ -203,7 +203,7 @@ class TokenValidator:
         if refused is not None and refused.error is not None:
             parts.append(f'error="{refused.error}"')
             parts.append(f'error_description="{_quoted(refused.description)}"')
-        if self.required_scopes and (refused is None or isinstance(refused, InsufficientScope)):
+        if self.required_scopes and (refused is None or refused.error != "invalid_token"):
             parts.append(f'scope="{" ".join(self.required_scopes)}"')
         return ", ".join(parts)
 
