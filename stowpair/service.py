@@ -35,6 +35,8 @@ from stowpair.archive.demo import generate_demo_study
 from stowpair.archive.index import SQLiteIndex
 from stowpair.archive.ingest import make_ingest_resource
 from stowpair.archive.rules import RuleEngine
+from stowpair.auth.jwks import make_key_set
+from stowpair.auth.jwt_validator import TokenValidator
 from stowpair.config.errors import ConfigError
 from stowpair.config.loader import load_config
 from stowpair.config.model import Config
@@ -108,8 +110,14 @@ class StowpairService(MultiService):
         self.transcoder = Transcoder(self.reactor)
         self.transcoder.start()
         self.exporter = StowExporter(
-            self.reactor, self.index, cfg.webapps, self.transcoder, work_dir
+            self.reactor,
+            self.index,
+            cfg.webapps,
+            self.transcoder,
+            work_dir,
+            keycloak_clients=cfg.keycloak_clients,
         )
+        self.ingest_validator = ingest_validator(cfg, self.reactor)
         self.tasks = SQLiteTaskStore.on_thread(tasks_database(cfg), self.reactor)
         providers = {"stow": self.exporter, "stowrs": self.exporter}
         self.scheduler = ExportScheduler(cfg, self.tasks, providers, self.reactor)
@@ -135,6 +143,8 @@ class StowpairService(MultiService):
         Deferred.fromCoroutine(self._start()).addCallbacks(self.ready.callback, self._start_failed)
 
     async def _start(self) -> None:
+        if self.ingest_validator is not None:
+            await self.ingest_validator.keys.refresh()  # keys before the first request
         await self._listen()
         instances = await self.index.opened
         if not instances and self.config.demo_on_empty:
@@ -183,6 +193,7 @@ class StowpairService(MultiService):
         if aet not in self._ingest:
             settings = ReceiverSettings(
                 server_name=f"stowpair-{aet}",
+                bearer_validator=self.ingest_validator,
                 max_request_size=self.config.archive.max_request_bytes,
                 max_request_size_option="archive.max_request_bytes",
             )
@@ -269,7 +280,7 @@ class StowpairService(MultiService):
         self.scheduler.set_config(new)
         self.rules.set_config(new)
         self.api.set_config(new)
-        self.exporter.reconfigure(new.webapps)
+        self.exporter.reconfigure(new.webapps, new.keycloak_clients)
         self.log.info(
             "Configuration reloaded from {source}",
             source=str(path),
@@ -286,6 +297,7 @@ class StowpairService(MultiService):
             "emulator": (old.emulator, new.emulator),
             "archive": (old.archive, new.archive),
             "logging": (old.json_log, new.json_log),
+            "ingest": (old.ingest_auth, new.ingest_auth),
         }
         return [f"{name} changed: restart to apply" for name, (a, b) in pairs.items() if a != b]
 
@@ -305,6 +317,22 @@ class StowpairService(MultiService):
         closing = [self.transcoder.stop(), self.exporter.close(), self.index.close()]
         d = DeferredList(closing, consumeErrors=True)
         return d.addCallback(lambda _: self.pool.stop())
+
+
+def ingest_validator(config: Config, reactor: Any) -> TokenValidator | None:
+    """The ``[ingest]`` Bearer-token validator, or None when the endpoint is open."""
+    auth = config.ingest_auth
+    if auth is None:
+        return None
+    return TokenValidator(
+        make_key_set(reactor, auth.jwks, auth.issuer),
+        reactor,
+        issuer=auth.issuer,
+        audience=auth.audience,
+        required_scopes=auth.required_scopes,
+        leeway=auth.leeway,
+        realm=f"stowpair-{config.device.name}",
+    )
 
 
 class _RestRoot(Resource):

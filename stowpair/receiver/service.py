@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -111,7 +111,10 @@ class ReceiverService(Service):
         super().startService()
         self.pool.start()
         self.storage.prepare()  # mkdir + remove stale temp files, before accepting requests
-        d = self.endpoint.listen(self.site)
+        validator = self.resource.settings.bearer_validator
+        # Token signing keys are loaded before the first request can come (never fails).
+        d: Deferred[Any] = validator.keys.refresh() if validator else succeed(None)
+        d.addCallback(lambda _: self.endpoint.listen(self.site))
         d.addCallbacks(self._listening, self._listen_failed)
 
     def _listen_failed(self, failure: Failure) -> None:
