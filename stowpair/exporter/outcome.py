@@ -102,7 +102,12 @@ class ExportRequest:
 
 @dataclass(frozen=True)
 class Outcome:
-    """The result of one export attempt (dcm4chee's outcome rule, reference §1.9)."""
+    """The result of one export attempt (dcm4chee's outcome rule, reference §1.9).
+
+    The counts cover the whole entity, as dcm4chee's outcome message does: ``completed``
+    includes the instances earlier attempts delivered (``ExportRequest.already_done``),
+    ``failed`` includes the ``missing`` ones. ``instances`` holds only this attempt's.
+    """
 
     status: TaskStatus
     message: str

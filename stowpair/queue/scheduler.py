@@ -430,21 +430,26 @@ class ExportScheduler(Service):
 
         def failed(failure: Failure) -> None:
             running.recorded -= uids
-            self._log_error(failure, "queue.poll.error")
+            self.log.failure(
+                "Could not record the results of task {task_id} yet ({error}); they are"
+                " written when the attempt ends",
+                failure,
+                task_id=running.task.task_id,
+                exporter_id=running.task.exporter_id,
+                error=str(failure.value),
+                event="queue.task.error",
+            )
 
         return d.addCallbacks(lambda _: None, failed)
 
     def _succeeded(self, outcome: Outcome, running: _Running) -> Deferred[None]:
-        delivered_before = len(running.already_done)
         changes: dict[str, Any] = {
             "processing_end_time": self._clock.seconds(),
             "outcome_message": outcome.message,
             "error_message": failure_summary(outcome),
-            "number_of_instances": delivered_before
-            + outcome.completed
-            + outcome.warning
-            + outcome.failed
-            + outcome.missing,
+            # the counts cover the whole entity (see Outcome): earlier attempts' deliveries
+            # are in `completed`, missing files in `failed`
+            "number_of_instances": outcome.completed + outcome.warning + outcome.failed,
         }
         status = outcome.status
         if status not in (TaskStatus.COMPLETED, TaskStatus.WARNING, TaskStatus.CANCELED):

@@ -202,6 +202,7 @@ def _header(
         ) from None
     meta = getattr(ds, "file_meta", None)
     raw = {tag: raw_uid(ds, tag) for tag, _ in _UIDS}  # before decoding strips them
+    media, ts_value = raw_uid(meta, _MEDIA_SOP_INSTANCE), raw_uid(meta, _TRANSFER_SYNTAX)
     if raw[_SOP_CLASS] is None and raw[_SOP_INSTANCE] is None:
         raise InstanceError(
             CANNOT_UNDERSTAND, f"{where} is not a DICOM instance: it has no SOP Class/Instance UID"
@@ -217,9 +218,8 @@ def _header(
         sop_class, sop_instance, study, series = (
             _checked_uid(raw[tag], f"{where}: {name}") for tag, name in _UIDS
         )
-        ts = _checked_uid(raw_uid(meta, _TRANSFER_SYNTAX) or ts, f"{where}: {_TS_NAME}")
-        media = raw_uid(meta, _MEDIA_SOP_INSTANCE)
-        stored_as = None if media is None else _checked_uid(media, f"{where}: {_MEDIA_NAME}")
+        ts = _checked_uid(ts_value or ts, f"{where}: {_TS_NAME}")
+        stored_as = _checked_uid(media, f"{where}: {_MEDIA_NAME}") if media else None
     except InvalidUID as e:
         raise InstanceError(DOES_NOT_MATCH_SOP_CLASS, str(e), *known) from None
     if stored_as is not None and stored_as != sop_instance:

@@ -140,8 +140,8 @@ def test_retry_resends_only_undelivered_instances() -> None:
     )
     clock.advance(30)
     assert provider.calls[1].request.already_done == frozenset({"1", "3"})
-    provider.calls[1].deferred.callback(
-        outcome(TaskStatus.COMPLETED, instance("2", InstanceStatus.COMPLETED))
+    provider.calls[1].deferred.callback(  # completed counts the already done ones too
+        outcome(TaskStatus.COMPLETED, instance("2", InstanceStatus.COMPLETED), completed=3)
     )
     task = get_task(store, task_id)
     assert (task.status, task.number_of_instances) == (TaskStatus.COMPLETED, 3)
@@ -295,6 +295,25 @@ def test_results_are_recorded_per_request_and_survive_a_crash() -> None:
     )
     rows = [(r.sop_instance_uid, r.attempt) for r in result_of(store.results(task_id))]
     assert rows == [("1", 1), ("2", 2), ("3", 2)]
+    assert get_task(store, task_id).status == TaskStatus.COMPLETED
+
+
+def test_results_that_could_not_be_recorded_are_written_at_the_end() -> None:
+    """When recording a request's results fails (a store error), the export goes on and
+    those results are stored when the attempt ends."""
+    clock = clock_at()
+    store = memory_store(clock)
+    scheduler, _, provider, _ = start(clock=clock, store=store)
+    task_id = add_task(scheduler, store, clock)
+    clock.advance(0)
+    store.record_results = lambda *a, **k: fail(OSError("disk I/O error"))  # type: ignore[method-assign]
+    on_results = provider.calls[0].request.on_results
+    assert on_results is not None
+    assert result_of(on_results([instance("1", InstanceStatus.COMPLETED)])) is None
+    provider.calls[0].deferred.callback(
+        outcome(TaskStatus.COMPLETED, instance("1", InstanceStatus.COMPLETED))
+    )
+    assert [r.sop_instance_uid for r in result_of(store.results(task_id))] == ["1"]
     assert get_task(store, task_id).status == TaskStatus.COMPLETED
 
 

@@ -87,6 +87,7 @@ def test_kill9_mid_export_resends_at_most_the_unacknowledged(tmp_path: Path) -> 
         },
     )
     assert task["taskID"] == task_id and task["status"] == "COMPLETED"
+    assert task["NumberOfInstances"] == INSTANCES
     assert task.get("failures", 0) == KILLS  # each interrupted attempt counted
     assert (missing, differ) == ([], [])
     assert len(stored) == INSTANCES
