@@ -78,6 +78,7 @@ def test_kill9_mid_export_resends_at_most_the_unacknowledged(tmp_path: Path) -> 
             "receipts": sum(stored.values()),
             "instances_resent": sum(1 for n in stored.values() if n > 1),
             "duplicates": duplicates,
+            "most_receipts_of_one_instance": max(stored.values()),
             "bound": KILLS * BOUND_PER_KILL,
             "bound_per_kill": BOUND_PER_KILL,
             "task_failures": task.get("failures", 0),
@@ -91,5 +92,5 @@ def test_kill9_mid_export_resends_at_most_the_unacknowledged(tmp_path: Path) -> 
     assert task.get("failures", 0) == KILLS  # each interrupted attempt counted
     assert (missing, differ) == ([], [])
     assert len(stored) == INSTANCES
-    assert max(stored.values()) <= 2
+    assert max(stored.values()) <= 1 + KILLS  # a re-sent request may be cut again
     assert duplicates <= KILLS * BOUND_PER_KILL
