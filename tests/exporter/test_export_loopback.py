@@ -138,6 +138,22 @@ async def test_already_done_not_resent(tmp_path: Path, sink: Sink, run_export: R
 
 
 @pytest_twisted.ensureDeferred
+async def test_refused_for_good_not_resent(tmp_path: Path, sink: Sink, run_export: Run) -> None:
+    """When a retry names an instance an earlier attempt saw refused for good (0xC000), it
+    is not sent; it counts as failed again with the earlier reason, and the outcome is
+    WARNING with completed including the delivered ones."""
+    records = make_study(tmp_path / "s", 3)
+    refused = {records[1].sop_instance_uid: ("cannot understand (0xC000) (HTTP 409)", 0xC000)}
+    done = frozenset({records[0].sop_instance_uid})
+    outcome = await run_export(records, [webapp(sink.url)], already_done=done, refused=refused)
+    assert set(sink.resource.log.stored) == {records[2].sop_instance_uid}
+    assert (outcome.status, outcome.completed, outcome.failed) == (TaskStatus.WARNING, 2, 1)
+    [failed] = [i for i in outcome.instances if i.status is InstanceStatus.FAILED]
+    assert failed.reason_code == 0xC000 and "not sent again" in failed.reason
+    assert "cannot understand (0xC000)" in failed.reason and not failed.retryable
+
+
+@pytest_twisted.ensureDeferred
 async def test_cancel_stops_new_requests(tmp_path: Path, sink: Sink, run_export: Run) -> None:
     """When cancelled before sending, nothing is sent and the outcome is CANCELED."""
     records = make_study(tmp_path / "s", 3)
