@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from stowpair.config.checks import Checker, Section, known, show
+from stowpair.config.dimse import read_dimse, read_remote_ae
 from stowpair.config.errors import ConfigError
 from stowpair.config.exports import read_exporter, read_queue, read_rule
 from stowpair.config.locate import Locator
@@ -38,6 +39,8 @@ TOP_KEYS = (
     "exporters",
     "queues",
     "rules",
+    "dimse",
+    "remote_aes",
 )
 LAYOUTS = ("uid", "unpack", "discard")
 
@@ -131,6 +134,14 @@ def _cross_check(checker: Checker, config: Config) -> None:
                 path,
                 "uri",
             )
+        if name and exporter.scheme == "dicom" and name not in config.remote_aes:
+            checker.error(
+                entry,
+                f'uri "{exporter.uri}" names remote AE "{name}", which is not defined in '
+                f"[remote_aes.{name}] (defined: {known(config.remote_aes)})",
+                path,
+                "uri",
+            )
         if exporter.queue_name and exporter.queue_name not in config.queues:
             checker.error(
                 entry,
@@ -146,6 +157,15 @@ def _cross_check(checker: Checker, config: Config) -> None:
                 path,
                 "ae_title",
             )
+    dimse = config.dimse
+    if dimse.enabled and dimse.ae_title not in config.device.ae_titles:
+        checker.error(
+            "dimse",
+            f'ae_title "{dimse.ae_title}" is not one of the device\'s ae_titles '
+            f"({known(config.device.ae_titles)})",
+            ("dimse",),
+            "ae_title",
+        )
     seen: set[str] = set()
     for index, rule in enumerate(config.rules):
         entry, rule_path = f'rule "{rule.name}"', ("rules", index)
@@ -218,6 +238,11 @@ def build_config(doc: dict[str, Any], checker: Checker, source: Path) -> Config:
             n: read_queue(checker, n, d) for n, d in _named_tables(checker, doc, "queues").items()
         },
         rules=tuple(read_rule(checker, i, d) for i, d in enumerate(rules)),
+        dimse=read_dimse(checker, doc, device.ae_titles[0]),
+        remote_aes={
+            t.strip(): read_remote_ae(checker, t, d)
+            for t, d in _named_tables(checker, doc, "remote_aes").items()
+        },
     )
     _cross_check(checker, config)
     return config
