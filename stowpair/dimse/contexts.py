@@ -9,7 +9,8 @@ modality encoded it.
 The exporter proposes, per SOP Class, each stored transfer syntax in its own context and
 one context with Explicit and Implicit VR Little Endian: dcm4chee's fallback. An instance
 is sent as stored when its context was accepted, otherwise converted (decompressed) to
-the syntax accepted for the fallback context.
+the syntax accepted for the fallback context (a native stored syntax gets its own context
+too, so an Implicit VR instance is not converted when the destination takes it as is).
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ class Proposal:
 
 def proposals(pairs: Iterable[tuple[str, str]]) -> list[Proposal]:
     """The contexts for instances given as (SOP Class UID, stored transfer syntax):
-    each stored syntax alone, then the native fallback, per SOP Class, in first-seen order."""
+    each stored syntax alone, then the native fallback, per SOP Class, in first-seen order.
+    """
     by_class: dict[str, list[str]] = {}
     for sop_class, stored in pairs:
         seen = by_class.setdefault(sop_class, [])
@@ -73,7 +75,7 @@ def proposals(pairs: Iterable[tuple[str, str]]) -> list[Proposal]:
             seen.append(stored)
     out: list[Proposal] = []
     for sop_class, syntaxes in by_class.items():
-        out += [Proposal(sop_class, (s,)) for s in syntaxes if s not in NATIVE_FALLBACK]
+        out += [Proposal(sop_class, (s,)) for s in syntaxes]
         out.append(Proposal(sop_class, NATIVE_FALLBACK))
     return out
 

@@ -89,7 +89,7 @@ def send_group(
         report("refused", reason=reason, accepted=0, elapsed=session.clock() - started)
         return _all(session.records, InstanceStatus.FAILED, reason, retryable=True)
     if not assoc.is_established:
-        reason, retryable = _not_established(assoc, remote)
+        reason, retryable = describe_failure(assoc, remote)
         report("refused", reason=reason, accepted=0, elapsed=session.clock() - started)
         return _all(session.records, InstanceStatus.FAILED, reason, retryable=retryable)
     control.attach(assoc)
@@ -145,7 +145,7 @@ def _where(remote: RemoteAE) -> str:
     return f"{remote.ae_title}@{remote.host}:{remote.port}"
 
 
-def _not_established(assoc: Any, remote: RemoteAE) -> tuple[str, bool]:
+def describe_failure(assoc: Any, remote: RemoteAE) -> tuple[str, bool]:
     """Why the association failed, and whether a retry may help."""
     if assoc.is_rejected:
         primitive = assoc.acceptor.primitive
@@ -155,9 +155,13 @@ def _not_established(assoc: Any, remote: RemoteAE) -> tuple[str, bool]:
             why = "rejected"
         transient = getattr(primitive, "result", None) == 2
         return f"association rejected by {_where(remote)} ({why})", transient
-    if assoc.is_aborted:
+    if assoc.is_aborted and getattr(assoc.acceptor, "primitive", None) is not None:
         return f"association aborted by {_where(remote)}", True
-    return f"no association with {_where(remote)}: connection failed or timed out", True
+    return (
+        f"no association with {_where(remote)}: connection refused, timed out, or closed "
+        "before any answer (is it listening? is its AE title right?)",
+        True,
+    )
 
 
 def _all(
