@@ -109,7 +109,10 @@ class StoreSCP:
     def handlers(self) -> list[tuple[Any, Callable[..., Any]]]:
         from pynetdicom import evt
 
+        from stowpair.dimse.ae import no_delay
+
         return [
+            (evt.EVT_CONN_OPEN, no_delay),
             (evt.EVT_C_STORE, self.on_store),
             (evt.EVT_C_ECHO, self.on_echo),
             (evt.EVT_ACCEPTED, self.on_accepted),

@@ -21,7 +21,7 @@ from typing import Any
 from stowpair.archive.model import InstanceRecord
 from stowpair.config.model import RemoteAE
 from stowpair.dicom.transfer_syntax import describe
-from stowpair.dimse.ae import new_ae
+from stowpair.dimse.ae import new_ae, no_delay
 from stowpair.dimse.bridge import ReactorBridge
 from stowpair.dimse.contexts import Proposal, choose
 from stowpair.dimse.status import StoreVerdict, verdict
@@ -120,6 +120,8 @@ def send_group(
 
 
 def _associate(session: Session) -> Any:
+    from pynetdicom import evt
+
     remote = session.remote
     ae = new_ae(
         session.calling_aet,
@@ -138,6 +140,7 @@ def _associate(session: Session) -> Any:
         ae_title=remote.ae_title,
         max_pdu=remote.max_pdu_length,
         tls_args=tls_args,
+        evt_handlers=[(evt.EVT_CONN_OPEN, no_delay)],
     )
 
 
