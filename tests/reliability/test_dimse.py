@@ -8,6 +8,7 @@ and indexed; nothing partial may be left.
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import shutil
@@ -59,7 +60,10 @@ def stowpair_scp(workdir: Path, storage: Path) -> h.Proc:
 def storescu_argv(port: int, files: list[Path]) -> list[str]:
     binary = shutil.which("storescu")
     if binary is None:
-        pytest.skip("storescu is not installed (apt-get install -y dcmtk)")
+        message = "storescu is not installed (apt-get install -y dcmtk)"
+        if os.environ.get("STOWPAIR_REQUIRE_PEERS") == "1":
+            pytest.fail(f"{message}, and STOWPAIR_REQUIRE_PEERS=1")
+        pytest.skip(message)
     # -nh: go on after a refused instance (dcmtk halts by default)
     return [binary, "-v", "-nh", "-aet", "MODALITY", "-aec", "STOWPAIR", "127.0.0.1", str(port),
             *map(str, files)]  # fmt: skip
@@ -91,6 +95,7 @@ def indexed(workdir: Path) -> set[str]:
         db.close()
 
 
+@pytest.mark.interop
 @pytest.mark.slow
 def test_full_disk_refuses_with_a700(tmp_path: Path, small_fs: Path) -> None:  # noqa: F811
     """When the archive's disk fills up during a C-STORE association, the instances that
@@ -121,6 +126,7 @@ def test_full_disk_refuses_with_a700(tmp_path: Path, small_fs: Path) -> None:  #
     assert list((small_fs / ".incoming").glob("*")) == []
 
 
+@pytest.mark.interop
 @pytest.mark.slow
 def test_kill9_mid_association_loses_no_acknowledged_instance(tmp_path: Path) -> None:
     """When stowpair is SIGKILLed while storescu is sending (5 times, at seeded random
