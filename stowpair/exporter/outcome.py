@@ -54,6 +54,12 @@ def is_permanent_refusal(code: int) -> bool:
     return 0xA900 <= code <= 0xA9FF or 0xC000 <= code <= 0xCFFF or code in (0x0122, 0x0111)
 
 
+def not_sent_again(reason: str) -> str:
+    """The reason of an instance skipped because an earlier attempt saw it refused for
+    good (:attr:`ExportRequest.refused`)."""
+    return f"not sent again: an earlier attempt was refused for good: {reason}"
+
+
 class InstanceStatus(StrEnum):
     COMPLETED = "COMPLETED"
     WARNING = "WARNING"

@@ -34,6 +34,7 @@ from stowpair.exporter.outcome import (
     InstanceStatus,
     Outcome,
     TaskStatus,
+    not_sent_again,
 )
 from stowpair.exporter.outcome_rule import entity_text, outcome_message, outcome_status
 from stowpair.exporter.sending import Attempt, Item, make_batches
@@ -207,8 +208,7 @@ class StowExporter:
         for record in records:
             if record.sop_instance_uid in refused and record.sop_instance_uid not in done:
                 reason, code = refused[record.sop_instance_uid]
-                why = f"not sent again: an earlier attempt was refused for good: {reason}"
-                attempt.fail_unsendable(attempt.item(record), why, code)
+                attempt.fail_unsendable(attempt.item(record), not_sent_again(reason), code)
         skip = done | refused.keys()
         todo = [r for r in query.instances if r.sop_instance_uid not in skip]
         missing = [r for r in query.missing if r.sop_instance_uid not in skip]
