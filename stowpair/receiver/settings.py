@@ -54,6 +54,8 @@ class ReceiverSettings:
     limits: Limits = field(default_factory=Limits)
     #: Name in ``Warning`` headers and logs.
     server_name: str = "stowrsd"
+    #: How people set ``max_request_size`` here, named in 413 answers.
+    max_request_size_option: str = "--max-request-size"
 
     @property
     def path_segments(self) -> tuple[bytes, ...]:
