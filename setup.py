@@ -12,7 +12,7 @@ setup(
     # twisted.plugins is a namespace folder: it must not get an __init__.py,
     # or installing would overwrite Twisted's own (see docs/development.md).
     packages=find_packages(include=["stowpair", "stowpair.*"]) + ["twisted.plugins"],
-    package_data={"stowpair": ["py.typed"], "twisted": ["plugins/stowpair_plugin.py"]},
+    package_data={"stowpair": ["py.typed", "db/migrations/*.sql"], "twisted": ["plugins/stowpair_plugin.py"]},
     install_requires=[
         "twisted>=24.7.0",
         "treq>=24.9.1",
@@ -26,6 +26,9 @@ setup(
         "pyopenssl>=24.2.1",
         "pyjwt[crypto]>=2.8",
         "pynetdicom>=2.1",
+        # the PostgreSQL task store and archive index of a cluster (docs/cluster.md)
+        "psycopg[binary]>=3.2",
+        "psycopg-pool>=3.2",
     ],
     extras_require={
         "test": [

@@ -20,12 +20,13 @@ from typing import Any, Literal
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.internet.task import LoopingCall
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from stowpair.config.model import Config, Queue
 from stowpair.config.schedule import contains_any
+from stowpair.db.errors import DatabaseUnavailable
 from stowpair.exporter.outcome import (
     Cancellation,
     ExporterProvider,
@@ -38,32 +39,50 @@ from stowpair.exporter.outcome import (
 )
 from stowpair.exporter.outcome_rule import failure_summary
 from stowpair.queue import events as _events  # noqa: F401  (registers event names)
-from stowpair.queue.model import PENDING, Task, TaskFilter
+from stowpair.queue.leases import RUNNING, Held, LeaseKeeper, Loss
+from stowpair.queue.model import Lease, Task
 from stowpair.queue.purge import purge_finished, results_of
+from stowpair.queue.recovery import recover_interrupted, take_over_stalled
 from stowpair.queue.retry import retry_delay, should_retry
 from stowpair.queue.store import TaskStore
+
+#: Why a running export was stopped: by a user (-> CANCELED), by shutdown or because
+#: the node was cut off from the database (-> SCHEDULED), or because another node holds
+#: the task now (nothing is written).
+StopReason = Literal["", "user", "shutdown", "cutoff", "lost"]
+#: Longest wait between two tries to write an attempt's end while the database is away.
+MAX_WRITE_WAIT = 10.0
 
 
 @dataclass
 class _Running:
     task: Task
+    #: LeaseKeeper.mark() when the claim came back.
+    mark: int = 0
     cancellation: Cancellation = field(default_factory=Cancellation)
     export: Deferred[Any] | None = None
-    #: Why it was cancelled: by a user (-> CANCELED) or by shutdown (-> SCHEDULED).
-    stop_reason: Literal["", "user", "shutdown"] = ""
+    stop_reason: StopReason = ""
     already_done: frozenset[str] = frozenset()
     #: SOP Instance UIDs whose results this attempt has already recorded.
     recorded: set[str] = field(default_factory=set)
+    #: A wait before writing the attempt's end again (the database was away).
+    sleep: Deferred[None] | None = None
+
+    @property
+    def lease(self) -> Lease:
+        return self.task.lease
 
 
 class ExportScheduler(Service):
     """Runs export tasks from a :class:`TaskStore` with the providers by URI scheme.
 
     ``providers`` maps a URI scheme (``stow``, ``stowrs``) to its ExporterProvider.
-    ``stopService`` drains: it fires when running exports finish; after
-    ``drain_timeout`` seconds they are cancelled (no new requests), and after a further
-    ``cancel_grace`` seconds their Deferreds are cancelled; either way their tasks go
-    back to SCHEDULED so the next start resumes them.
+    The node is the configured device name; ``process`` names this process in its
+    heartbeats (e.g. ``host:pid``). ``stopService`` drains: it fires when running
+    exports finish; after ``drain_timeout`` seconds they are cancelled (no new
+    requests), and after a further ``cancel_grace`` seconds their Deferreds are
+    cancelled; either way their tasks go back to SCHEDULED so the next start resumes
+    them.
     """
 
     log = Logger()
@@ -78,8 +97,10 @@ class ExportScheduler(Service):
         cancel_grace: float = 5.0,
         purge_interval: float = 60.0,
         fetch_size: int = 100,
+        process: str = "",
     ) -> None:
         self.config = config
+        self.node = config.device.name
         self._store = store
         self._providers = dict(providers)
         self._clock = clock
@@ -99,6 +120,13 @@ class ExportScheduler(Service):
         self._last_purge = float("-inf")
         self._drained: Deferred[None] | None = None
         self._timers: list[IDelayedCall] = []
+        self._aborting = False
+        self._paused_since: float | None = None
+        self._current_poll: Deferred[None] | None = None
+        db = config.database
+        self.keeper = LeaseKeeper(
+            store, self, self.node, process, clock, db.heartbeat_interval, db.lease
+        )
         self.started: Deferred[None] = succeed(None)
 
     # -- public API ----------------------------------------------------------------
@@ -140,9 +168,61 @@ class ExportScheduler(Service):
         running = self._running.get(task_id)
         if running is None:
             return False
-        running.stop_reason = "user"
-        running.cancellation.cancel()
+        self._stop(running, "user")
         return True
+
+    def _stop(self, running: _Running, reason: StopReason) -> None:
+        running.stop_reason = running.stop_reason or reason
+        running.cancellation.cancel()
+
+    # -- what the lease keeper asks (stowpair.queue.leases.Holder) ------------------------
+
+    def held(self) -> dict[int, Held]:
+        return {
+            task_id: Held(r.lease, r.mark, bool(r.stop_reason))
+            for task_id, r in self._running.items()
+        }
+
+    def lose(self, task_id: int, loss: Loss, holder: Lease | None) -> None:
+        running = self._running.get(task_id)
+        if running is None or running.stop_reason:
+            return
+        if loss == "taken":
+            self._log_lost(running, holder)
+            self._stop(running, "lost")
+        else:  # cancelled or deleted through another node
+            self._stop(running, "user")
+
+    def cut_off(self, silent: float) -> None:
+        active = [r for r in self._running.values() if not r.stop_reason]
+        self.log.warn(
+            "No heartbeat for {silent:.1f}s (lease {lease:g}s): {in_flight} running export(s)"
+            " stop sending before another node may take their tasks over; their results are"
+            " written when the database is back",
+            silent=silent,
+            lease=self.keeper.lease,
+            in_flight=len(active),
+            device=self.node,
+            event="cluster.node.cut_off",
+        )
+        for running in active:
+            self._stop(running, "cutoff")
+
+    def reconnected(self) -> None:
+        self.kick()
+
+    def _log_lost(self, running: _Running, holder: Lease | None) -> None:
+        task = running.task
+        self.log.warn(
+            "Task {task_id} ({exporter_id}) is no longer held by {device} (epoch {epoch}):"
+            " {holder} holds it now; this node stops its attempt and writes nothing more for it",
+            task_id=task.task_id,
+            exporter_id=task.exporter_id,
+            device=self.node,
+            epoch=task.epoch,
+            holder=f"{holder.device_name} (epoch {holder.epoch})" if holder else "no node",
+            event="queue.task.lease_lost",
+        )
 
     def is_running(self, task_id: int) -> bool:
         return task_id in self._running
@@ -155,55 +235,24 @@ class ExportScheduler(Service):
     def startService(self) -> None:
         super().startService()
         self._stopping = False
-        d: Deferred[None] = Deferred.fromCoroutine(self._recover_interrupted())
+        self._aborting = False
+        d = Deferred.fromCoroutine(
+            recover_interrupted(self._store, self, self.node, self._clock.seconds())
+        )
         d.addErrback(self._log_error, "queue.poll.error")
         d.addCallback(lambda _: self._start_loop())
         self.started = d
 
-    async def _recover_interrupted(self) -> None:
-        """Tasks of this device found IN PROCESS at start-up had their attempt cut short
-        (the process was killed or crashed). Each such attempt counts as a failure, as
-        any failed attempt does: the retry schedule applies and ``max-retries`` ends a
-        crash loop. What the attempt had recorded stays, so only the rest is sent again.
-        """
-        device = self.config.device.name
-        flt = TaskFilter(device_name=device, statuses=(TaskStatus.IN_PROCESS,))
-        interrupted = await self._store.find(flt)
-        if interrupted:
-            self.log.warn(
-                "{count} task(s) of device {device} were IN PROCESS at startup: their"
-                " attempts were interrupted and count as failed attempts",
-                count=len(interrupted),
-                device=device,
-                event="queue.startup.reset",
-            )
-        for task in interrupted:
-            delivered = await self._store.delivered(task.task_id)
-            changes = self._interrupted_changes(task, len(delivered))
-            updated = await self._store.finish(task.task_id, [], changes, (TaskStatus.IN_PROCESS,))
-            if updated is not None:
-                self._log_state(updated, task.status)
+    def retry_changes(self, task: Task, queue: Queue, retry_after: float | None) -> dict[str, Any]:
+        return self._retry(task, queue, retry_after)
 
-    def _interrupted_changes(self, task: Task, delivered: int) -> dict[str, Any]:
-        queue = self.config.queues.get(task.queue_name, Queue(task.queue_name))
-        attempt = task.failures + 1
-        message = (
-            f"Attempt {attempt} interrupted: the process stopped while it ran (crash or kill);"
-            f" {delivered} instance(s) acknowledged so far are not sent again"
-        )
-        changes: dict[str, Any] = {
-            "processing_end_time": None,
-            "error_message": "export interrupted: the process stopped while it ran",
-            "outcome_message": message,
-        }
-        changes.update(self._retry(task, queue, None))
-        if changes.get("status") != TaskStatus.SCHEDULED_FOR_RETRY:
-            changes.update(status=TaskStatus.FAILED, processing_end_time=self._clock.seconds())
-        return changes
+    def log_state(self, task: Task, previous: TaskStatus) -> None:
+        self._log_state(task, previous)
 
     def _start_loop(self) -> None:
         if not self.running or self._stopping:
             return
+        self.keeper.start()
         self._loop = LoopingCall(self._poll)
         self._loop.clock = self._clock
         self._loop.start(self.config.task_polling_interval, now=True).addErrback(
@@ -221,6 +270,17 @@ class ExportScheduler(Service):
         self._kick_call = None
         self._wakeups = []
         self._wake_times = set()
+        # a poll in flight may be claiming tasks: they are handed back before draining
+        d: Deferred[Any] = self._current_poll or succeed(None)
+        d.addBoth(lambda _: self._drain())
+        d.addBoth(self._stop_keeper)
+        return d
+
+    def _stop_keeper(self, result: object) -> object:
+        self.keeper.stop()  # heartbeats go on while exports drain: their leases hold
+        return result
+
+    def _drain(self) -> Deferred[None]:
         if not self._running:
             return succeed(None)
         self.log.info(
@@ -245,8 +305,7 @@ class ExportScheduler(Service):
             event="queue.drain",
         )
         for running in self._running.values():
-            running.stop_reason = running.stop_reason or "shutdown"
-            running.cancellation.cancel()
+            self._stop(running, "shutdown")
 
     def _abort_all(self) -> None:
         self.log.warn(
@@ -255,9 +314,12 @@ class ExportScheduler(Service):
             action="abort",
             event="queue.drain",
         )
+        self._aborting = True
         for running in list(self._running.values()):
             if running.export is not None:
                 running.export.cancel()
+            if running.sleep is not None:
+                running.sleep.cancel()  # an end that could not be written: given up
 
     # -- polling ---------------------------------------------------------------------
 
@@ -273,20 +335,50 @@ class ExportScheduler(Service):
         self._polling = True
         self._poll_again = False
         d = Deferred.fromCoroutine(self._poll_once())
-        d.addErrback(self._log_error, "queue.poll.error")
+        d.addCallbacks(self._polled, self._poll_failed)
         d.addBoth(self._poll_done)
+        if self._polling:  # still running: stopService waits for it
+            self._current_poll = Deferred()
         return d
 
     def _poll_done(self, _: object) -> None:
         self._polling = False
+        current, self._current_poll = self._current_poll, None
+        if current is not None:
+            current.callback(None)
         if self._poll_again:
             self.kick()
+
+    def _polled(self, _: object) -> None:
+        if self._paused_since is not None:
+            self.log.info(
+                "Database reachable again: the scheduler resumes after {paused:.1f}s",
+                paused=self._clock.seconds() - self._paused_since,
+                event="queue.resumed",
+            )
+            self._paused_since = None
+
+    def _poll_failed(self, failure: Failure) -> None:
+        if not failure.check(DatabaseUnavailable):
+            self._log_error(failure, "queue.poll.error")
+        elif self._paused_since is None:
+            self._paused_since = self._clock.seconds()
+            self.log.warn(
+                "The scheduler pauses: {error}; running exports go on and their results are"
+                " written when the database is back",
+                error=failure.getErrorMessage(),
+                event="queue.paused",
+            )
 
     async def _poll_once(self) -> None:
         now = self._clock.seconds()
         if now - self._last_purge >= self._purge_interval:
             self._last_purge = now
             await self._purge(now)
+        if self.keeper.may_take_over():
+            lease = self.keeper.lease
+            if await take_over_stalled(self._store, self, self.node, now, lease):
+                self._poll_again = True
         for queue in list(self.config.queues.values()):
             await self._fill(queue)
 
@@ -307,40 +399,26 @@ class ExportScheduler(Service):
     async def _fill(self, queue: Queue) -> None:
         if not self._open(queue):
             return
-        free = queue.max_tasks_parallel - self._busy(queue.name)
-        now = self._clock.seconds()
-        due = await self._store.due(
-            self.config.device.name, queue.name, now, min(free, self._fetch_size)
-        )
-        for task in due:
-            if not self._open(queue):  # the schedule is checked before each task
-                return
-            if task.task_id not in self._running:
-                await self._start(task, queue)
-
-    async def _start(self, task: Task, queue: Queue) -> None:
-        self._reserved[queue.name] = self._busy(queue.name) + 1
-        running = _Running(task)
-        self._running[task.task_id] = running
+        wanted = min(queue.max_tasks_parallel - self._busy(queue.name), self._fetch_size)
+        self._reserved[queue.name] = self._busy(queue.name) + wanted
         try:
-            claimed = await self._store.update(
-                task.task_id,
-                {
-                    "status": TaskStatus.IN_PROCESS,
-                    "processing_start_time": self._clock.seconds(),
-                    "processing_end_time": None,
-                },
-                only_if=PENDING,
-            )
-        except BaseException:
-            self._release(running)
-            raise
-        if claimed is None:  # cancelled, deleted or rescheduled meanwhile
-            self._release(running)
-            return
-        running.task = claimed
-        self._log_state(claimed, task.status)
-        self._launch(running)
+            claimed = await self._store.claim(self.node, queue.name, self._clock.seconds(), wanted)
+        finally:
+            self._reserved[queue.name] = self._busy(queue.name) - wanted
+        for task, previous in claimed:
+            if self._stopping:
+                await self._hand_back(task)
+                continue
+            self._reserved[queue.name] = self._busy(queue.name) + 1
+            running = _Running(task, mark=self.keeper.mark())
+            self._running[task.task_id] = running
+            self._log_state(task, previous)
+            self._launch(running)
+
+    async def _hand_back(self, task: Task) -> None:
+        """A task claimed while the service stops: SCHEDULED again, as it was."""
+        changes = {"status": TaskStatus.SCHEDULED, "processing_start_time": None}
+        await self._store.finish(task.task_id, [], changes, (TaskStatus.IN_PROCESS,), task.lease)
 
     def _release(self, running: _Running) -> None:
         task = running.task
@@ -424,23 +502,25 @@ class ExportScheduler(Service):
         uids = {o.sop_instance_uid for o in fresh}
         running.recorded |= uids
         rows = results_of(running.task, fresh)
-        d = self._store.record_results(
-            running.task.task_id, rows, (TaskStatus.IN_PROCESS, TaskStatus.CANCELED)
-        )
+        d = self._store.record_results(running.task.task_id, rows, RUNNING, running.lease)
+
+        def written(ok: bool) -> None:
+            if not ok and not running.stop_reason:  # taken over, deleted or rescheduled
+                self._log_lost(running, None)
+                self._stop(running, "lost")
 
         def failed(failure: Failure) -> None:
             running.recorded -= uids
-            self.log.failure(
+            self.log.warn(
                 "Could not record the results of task {task_id} yet ({error}); they are"
                 " written when the attempt ends",
-                failure,
                 task_id=running.task.task_id,
                 exporter_id=running.task.exporter_id,
-                error=str(failure.value),
+                error=failure.getErrorMessage(),
                 event="queue.task.error",
             )
 
-        return d.addCallbacks(lambda _: None, failed)
+        return d.addCallbacks(written, failed)
 
     def _succeeded(self, outcome: Outcome, running: _Running) -> Deferred[None]:
         changes: dict[str, Any] = {
@@ -459,6 +539,9 @@ class ExportScheduler(Service):
     def _failed(self, failure: Failure, running: _Running) -> Deferred[None]:
         if failure.check(ExportError):
             message = str(failure.value)
+        elif failure.check(DatabaseUnavailable):  # not the export's fault: no failure counted
+            self._stop(running, "cutoff")
+            message = f"export interrupted: the database was unavailable ({failure.value})"
         elif failure.check(CancelledError) and running.stop_reason:
             message = "export aborted at shutdown; it will run again"
         else:
@@ -485,9 +568,11 @@ class ExportScheduler(Service):
         """Decide the final or retry state (dcm4chee's onProcessingSuccessful/Failed)."""
         task = running.task
         queue = self.config.queues.get(task.queue_name, Queue(task.queue_name))
+        if running.stop_reason == "lost":  # another node holds the task: write nothing
+            return succeed(None)
         if running.stop_reason == "user":
             status = TaskStatus.CANCELED
-        elif running.stop_reason == "shutdown" and status != TaskStatus.COMPLETED:
+        elif running.stop_reason in ("shutdown", "cutoff") and status != TaskStatus.COMPLETED:
             status = TaskStatus.SCHEDULED
             changes.update(processing_start_time=None, processing_end_time=None)
         elif should_retry(status, queue, outcome):
@@ -497,10 +582,40 @@ class ExportScheduler(Service):
         results = results_of(
             task, [i for i in instances if i.sop_instance_uid not in running.recorded]
         )
-        d = self._store.finish(
-            task.task_id, results, changes, (TaskStatus.IN_PROCESS, TaskStatus.CANCELED)
-        )
-        return d.addCallback(self._settled, task)
+        d = Deferred.fromCoroutine(self._write_end(running, results, changes))
+        return d.addCallback(self._settled, running)
+
+    async def _write_end(
+        self, running: _Running, results: list[Any], changes: dict[str, Any]
+    ) -> Task | None:
+        """Write the attempt's end under its lease; while the database is away, try again
+        (1, 2, 4 ... 10 s apart) until it is back, or until shutdown gives up."""
+        wait = 1.0
+        warned = False
+        while True:
+            try:
+                return await self._store.finish(
+                    running.task.task_id, results, changes, RUNNING, running.lease
+                )
+            except DatabaseUnavailable as e:
+                if self._aborting:
+                    raise
+                if not warned:
+                    warned = True
+                    self.log.warn(
+                        "Task {task_id} ({exporter_id}) ended but its results cannot be"
+                        " written yet: {error}; trying again until the database is back",
+                        task_id=running.task.task_id,
+                        exporter_id=running.task.exporter_id,
+                        error=str(e),
+                        event="queue.task.unwritten",
+                    )
+                running.sleep = deferLater(self._clock, wait, lambda: None)
+                try:
+                    await running.sleep
+                finally:
+                    running.sleep = None
+                wait = min(wait * 2, MAX_WRITE_WAIT)
 
     def _retry(self, task: Task, queue: Queue, retry_after: float | None) -> dict[str, Any]:
         failures = task.failures + 1
@@ -527,10 +642,12 @@ class ExportScheduler(Service):
             "scheduled_time": when,
         }
 
-    def _settled(self, updated: Task | None, before: Task) -> None:
+    def _settled(self, updated: Task | None, running: _Running) -> None:
+        before = running.task
         if updated is None:
             self.log.warn(
-                "Task {task_id} was deleted while it ran; its result was dropped",
+                "Task {task_id} was deleted, rescheduled or taken over by another node while"
+                " it ran here; the result of this attempt was dropped",
                 task_id=before.task_id,
                 status=None,
                 event="queue.task.lost",
@@ -551,6 +668,8 @@ class ExportScheduler(Service):
             status=task.status.value,
             failures=task.failures,
             message=message,
+            device=task.device_name,
+            epoch=task.epoch,
             event="queue.task.state",
         )
 
