@@ -135,6 +135,10 @@ class PostgresDatabase:
             raise RuntimeError(f"the database {self.where} is closed")
         return self._defer(lambda: self._in_transaction(work))
 
+    def blocking(self, f: Callable[[], T]) -> Deferred[T]:
+        """Run other blocking work (no database) on the same worker threads."""
+        return self._defer(f)
+
     def _defer(self, f: Callable[[], T]) -> Deferred[T]:
         return deferToThreadPool(self._reactor, self._threads, f)
 
