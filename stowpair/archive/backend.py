@@ -139,9 +139,12 @@ class ArchiveStorage:
         clock: IReactorTime,
         run_blocking: BlockingRunner,
         fsync: bool = True,
+        node: str = "",
     ) -> None:
         self.storage = storage.absolute()
-        self.incoming = self.storage / INCOMING
+        # on a folder shared by a cluster, each node keeps its temp files in its own
+        # folder: at start it deletes what a crash left there, and only that
+        self.incoming = self.storage / INCOMING / node if node else self.storage / INCOMING
         self.index = index
         self.clock = clock
         self.fsync = fsync

@@ -15,7 +15,11 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import IO, Any
 
+from twisted.internet.defer import ensureDeferred
+
 from stowpair.config.errors import ConfigError
+from stowpair.config.model import Config
+from stowpair.config.secret import SecretError
 
 DEFAULT_CONFIG = Path("conf/stowpair.toml")
 
@@ -81,14 +85,12 @@ def _import(args: argparse.Namespace) -> int:
         return 1
     # pydicom warns about oddities it tolerates; the summary reports what matters.
     warnings.filterwarnings("ignore", module=r"pydicom\.")
-    storage, database = config.archive.storage, config.archive.database
-    return _react(lambda reactor: _import_async(reactor, args.paths, storage, database, args))
+    return _react(lambda reactor: _import_async(reactor, args.paths, config, args))
 
 
 def _react(main: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
     """Run ``main(reactor)`` on a fresh reactor; its return value is the exit status."""
     from twisted.internet import task
-    from twisted.internet.defer import ensureDeferred
 
     status = [1]
 
@@ -104,20 +106,31 @@ def _react(main: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
 
 
 async def _import_async(
-    reactor: Any, paths: list[Path], storage: Path, database: Path, args: argparse.Namespace
+    reactor: Any, paths: list[Path], config: Config, args: argparse.Namespace
 ) -> int:
     from stowpair.archive.importer import Importer
-    from stowpair.archive.index import SQLiteIndex
+    from stowpair.db.stores import open_stores
 
-    index = SQLiteIndex(database, reactor)
-    # Ctrl-C stops the reactor: close the index so its thread does not keep us alive.
-    trigger = reactor.addSystemEventTrigger("before", "shutdown", index.close)
+    try:
+        stores = open_stores(config, reactor)
+    except SecretError as e:
+        print(f"stowpair import: [database] password: {e}", file=sys.stderr)
+        return 1
+    index, storage = stores.index, config.archive.storage
+
+    async def close() -> None:
+        await stores.tasks.close()
+        await stores.close()
+
+    # Ctrl-C stops the reactor: close the stores so their threads do not keep us alive.
+    trigger = reactor.addSystemEventTrigger("before", "shutdown", lambda: ensureDeferred(close()))
     try:
         try:
             await index.opened
         except Exception as e:
             print(
-                f"stowpair import: cannot open the archive index {database}: {e}", file=sys.stderr
+                f"stowpair import: cannot open the archive index {stores.where}: {e}",
+                file=sys.stderr,
             )
             return 1
         progress = _Progress(sys.stderr, reactor.seconds)
@@ -138,7 +151,7 @@ async def _import_async(
         return 0
     finally:
         reactor.removeSystemEventTrigger(trigger)
-        await index.close()
+        await close()
 
 
 class _Progress:

@@ -18,9 +18,10 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.threads import deferToThreadPool
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from stowpair.db.adapter import PostgresDb
@@ -36,6 +37,7 @@ POOL_TIMEOUT = 10.0
 STATEMENT_TIMEOUT_MS = 30_000
 LOCK_TIMEOUT_MS = 10_000
 IDLE_IN_TRANSACTION_MS = 5_000
+_PENDING = object()
 
 
 def describe(url: str) -> str:
@@ -111,13 +113,38 @@ class PostgresDatabase:
         self._threads = ThreadPool(minthreads=0, maxthreads=size, name="stowpair-postgres")
         self._started = False
         self._closed = False
+        #: None until open() is called; then the outcome of opening (version or Failure).
+        self._opened: object = None
+        self._waiting: list[Deferred[None]] = []
 
     def open(self) -> Deferred[int]:
         """Connect and migrate; fires with the schema version (DatabaseUnavailable or
-        SchemaError on failure)."""
+        SchemaError on failure). Operations asked for meanwhile wait for it."""
         self._threads.start()
         self._started = True
-        return self._defer(self._open)
+        self._opened = _PENDING
+        d = self._defer(self._open)
+        d.addBoth(self._open_done)
+        return d
+
+    def _open_done(self, result: Any) -> Any:
+        self._opened = result
+        waiting, self._waiting = self._waiting, []
+        for w in waiting:
+            if isinstance(result, Failure):
+                w.errback(result)
+            else:
+                w.callback(None)
+        return result
+
+    def _when_open(self) -> Deferred[None]:
+        if self._opened is _PENDING:
+            d: Deferred[None] = Deferred()
+            self._waiting.append(d)
+            return d
+        if isinstance(self._opened, Failure):
+            return fail(self._opened)
+        return succeed(None)
 
     def _open(self) -> int:
         try:
@@ -133,7 +160,8 @@ class PostgresDatabase:
         """Run ``work`` in one transaction on a worker thread."""
         if self._closed:
             raise RuntimeError(f"the database {self.where} is closed")
-        return self._defer(lambda: self._in_transaction(work))
+        d = self._when_open()
+        return d.addCallback(lambda _: self._defer(lambda: self._in_transaction(work)))
 
     def blocking(self, f: Callable[[], T]) -> Deferred[T]:
         """Run other blocking work (no database) on the same worker threads."""
@@ -158,7 +186,7 @@ class PostgresDatabase:
         """Close the pool (on a worker thread), then stop the threads. Idempotent."""
         if self._closed or not self._started:
             self._closed = True
-            return Deferred.fromCoroutine(_nothing())
+            return succeed(None)
         self._closed = True
         d = self._defer(lambda: self._pool.close(timeout=5.0))
 
@@ -166,7 +194,3 @@ class PostgresDatabase:
             self._threads.stop()
 
         return d.addBoth(stop)
-
-
-async def _nothing() -> None:
-    return None
