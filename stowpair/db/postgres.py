@@ -30,10 +30,12 @@ from stowpair.db.migrate import migrate
 
 T = TypeVar("T")
 
-#: Seconds: connecting, waiting for a pooled connection, one statement, a lock wait,
-#: a transaction idle between two statements.
+#: Seconds: connecting, opening at start, waiting for a pooled connection (short: while
+#: the server is away, callers learn it quickly), one statement, a lock wait, a
+#: transaction idle between two statements.
 CONNECT_TIMEOUT = 5
-POOL_TIMEOUT = 10.0
+OPEN_TIMEOUT = 10.0
+POOL_TIMEOUT = 3.0
 STATEMENT_TIMEOUT_MS = 30_000
 LOCK_TIMEOUT_MS = 10_000
 IDLE_IN_TRANSACTION_MS = 5_000
@@ -148,10 +150,10 @@ class PostgresDatabase:
 
     def _open(self) -> int:
         try:
-            self._pool.open(wait=True, timeout=POOL_TIMEOUT)
+            self._pool.open(wait=True, timeout=OPEN_TIMEOUT)
         except PoolTimeout:
             raise DatabaseUnavailable(
-                f"cannot connect to {self.where} within {POOL_TIMEOUT:.0f}s; is PostgreSQL"
+                f"cannot connect to {self.where} within {OPEN_TIMEOUT:.0f}s; is PostgreSQL"
                 " running and reachable, and the URL in [database] right?"
             ) from None
         return self._in_transaction(migrate)

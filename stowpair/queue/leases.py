@@ -107,6 +107,11 @@ class LeaseKeeper:
         if self._deadline is not None and self._deadline.active():
             self._deadline.cancel()
 
+    @property
+    def available(self) -> bool:
+        """False from a failed heartbeat to the next one that succeeds."""
+        return self._failing_since is None
+
     def may_take_over(self) -> bool:
         """Has this node heartbeated without a break for a whole lease?"""
         since = self._connected_since

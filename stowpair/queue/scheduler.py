@@ -497,7 +497,11 @@ class ExportScheduler(Service):
 
     def _record(self, running: _Running, outcomes: Sequence[InstanceOutcome]) -> Deferred[None]:
         """Commit one request's results now (durable progress). A failed commit is logged
-        and the results are written again when the attempt ends."""
+        and the results are written again when the attempt ends; while the database is
+        known to be away (the last heartbeat failed) none is tried, so the export goes on
+        at full speed and its results are written with the attempt's end."""
+        if not self.keeper.available:
+            return succeed(None)
         fresh = [o for o in outcomes if o.sop_instance_uid not in running.recorded]
         uids = {o.sop_instance_uid for o in fresh}
         running.recorded |= uids

@@ -179,6 +179,11 @@ class Cluster:
 
 def stow(port: int, files: list[Path]) -> int:
     """POST files to a node's ingest endpoint (STOW-RS); the HTTP status."""
+    return stow_answer(port, files)[0]
+
+
+def stow_answer(port: int, files: list[Path]) -> tuple[int, str | None]:
+    """POST files to a node's ingest endpoint (STOW-RS); (HTTP status, Retry-After)."""
     boundary = "stowpair-cluster-boundary"
     body = (
         b"".join(
@@ -200,9 +205,9 @@ def stow(port: int, files: list[Path]) -> int:
     )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
-            return int(response.status)
+            return int(response.status), response.headers.get("Retry-After")
     except urllib.error.HTTPError as e:
-        return int(e.code)
+        return int(e.code), e.headers.get("Retry-After")
 
 
 def rest_json(port: int, path: str) -> Any:
