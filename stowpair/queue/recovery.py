@@ -66,15 +66,14 @@ async def take_over_stalled(
     """IN PROCESS tasks of nodes silent for a whole lease become due at once (or FAILED
     past ``max-retries``); fires with how many were taken over."""
     taken = 0
-    for task in await store.stalled(node, now - lease):
+    silent_since = now - lease
+    for task in await store.stalled(node, silent_since):
         delivered = await store.delivered(task.task_id)
         why = f"node {task.device_name} stopped heartbeating"
         detail = f" (no heartbeat for {lease:g}s)"
         changes = _interrupted(task, len(delivered), why, detail, scheduler.config, now)
-        updated = await store.finish(
-            task.task_id, [], changes, (TaskStatus.IN_PROCESS,), lease=task.lease
-        )
-        if updated is None:  # it finished, or another node took it first
+        updated = await store.take_over(task.task_id, task.lease, silent_since, changes)
+        if updated is None:  # it finished, its node came back, or another node took it
             continue
         taken += 1
         log.warn(

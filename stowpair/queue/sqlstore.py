@@ -233,6 +233,19 @@ class SqlTaskStore:
         ids = sorted(running)
         return self._call(lambda db: tasksql.heartbeat(db, node, process, now, ids))
 
+    def take_over(
+        self, task_id: int, lease: Lease, silent_since: float, changes: Mapping[str, Any]
+    ) -> Deferred[Task | None]:
+        _check_fields(changes)
+        now = self._clock.seconds()
+
+        def work(db: Db) -> Task | None:
+            if not tasksql.take_over(db, task_id, lease, silent_since, changes, now):
+                return None
+            return tasksql.get(db, task_id)
+
+        return self._call(work)
+
     def stalled(self, node: str, silent_since: float) -> Deferred[list[Task]]:
         return self._call(lambda db: tasksql.stalled(db, node, silent_since))
 

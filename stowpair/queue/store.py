@@ -82,7 +82,7 @@ class TaskStore(Protocol):
         ``scheduled_time <= now``, oldest first, whichever node created them: each is now
         IN PROCESS, its device name ``node`` and its epoch one more (a new lease); fires
         with each and its status before. Two nodes claiming at once never get the same
-        task."""
+        task. A claim counts as a heartbeat of ``node``."""
 
     def heartbeat(self, node: str, process: str, running: Collection[int]) -> Deferred[Beat]:
         """Record that ``node`` is alive (run by ``process``); fires with the status and
@@ -90,7 +90,14 @@ class TaskStore(Protocol):
 
     def stalled(self, node: str, silent_since: float) -> Deferred[list[Task]]:
         """IN PROCESS tasks held by nodes other than ``node`` that have not heartbeated
-        since ``silent_since``."""
+        (nor claimed a task) since ``silent_since``."""
+
+    def take_over(
+        self, task_id: int, lease: Lease, silent_since: float, changes: Mapping[str, Any]
+    ) -> Deferred[Task | None]:
+        """Apply ``changes`` to a stalled task: only while it is still IN PROCESS under
+        ``lease`` and its node still has not heartbeated since ``silent_since``; fires
+        with the task, or None when it moved on or its node came back."""
 
     def purge(self, queue: str, status: TaskStatus, before: float) -> Deferred[int]: ...
 

@@ -161,6 +161,7 @@ def claim(db: Db, node: str, queue: str, now: float, limit: int) -> list[tuple[T
         f" LIMIT ?{db.dialect.skip_locked}",
         [queue, *PENDING, now, limit],
     ).fetchall()
+    _beat(db, node, now)  # a claim says the node is alive: nobody takes these over
     if not due:
         return []
     before = {int(pk): TaskStatus(status) for pk, status in due}
@@ -174,6 +175,30 @@ def claim(db: Db, node: str, queue: str, now: float, limit: int) -> list[tuple[T
         (sql.task_from_row(r) for r in rows), key=lambda t: (t.scheduled_time, t.task_id)
     )
     return [(t, before[t.task_id]) for t in tasks]
+
+
+def _beat(db: Db, node: str, now: float) -> None:
+    db.execute(
+        "INSERT INTO node (device_name, started_time, heartbeat_time) VALUES (?, ?, ?)"
+        " ON CONFLICT (device_name) DO UPDATE SET heartbeat_time = excluded.heartbeat_time",
+        [node, now, now],
+    )
+
+
+def take_over(
+    db: Db, task_id: int, lease: Lease, silent_since: float, changes: Mapping[str, Any], now: float
+) -> bool:
+    """Apply ``changes`` to a task still IN PROCESS under ``lease`` whose node has not
+    heartbeated (nor claimed) since ``silent_since``: checked in the same statement."""
+    setter, values = sql.set_clause(changes, now)
+    clause, fenced = fence(lease)
+    query = (
+        f"UPDATE task {setter} WHERE pk = ? AND task_status = ?{clause} AND NOT EXISTS"
+        " (SELECT 1 FROM node WHERE node.device_name = task.device_name"
+        " AND node.heartbeat_time >= ?)"
+    )
+    params = [*values, task_id, TaskStatus.IN_PROCESS, *fenced, silent_since]
+    return db.execute(query, params).rowcount > 0
 
 
 def heartbeat(db: Db, node: str, process: str, now: float, running: Collection[int]) -> Beat:

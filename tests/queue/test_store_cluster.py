@@ -8,7 +8,7 @@ from twisted.internet.defer import DeferredList, gatherResults
 from twisted.internet.task import Clock
 
 from stowpair.exporter.outcome import InstanceStatus, TaskStatus
-from stowpair.queue.model import InstanceResult, Lease
+from stowpair.queue.model import InstanceResult, Lease, Task
 from stowpair.queue.store import TaskStore
 from tests.queue.helpers import new_task
 
@@ -129,30 +129,58 @@ async def test_heartbeat_names_the_previous_process(store: TaskStore) -> None:
     assert second.previous_process == "host:1" and second.previous_heartbeat is not None
 
 
+async def held_by(store: TaskStore, device: str, study: str) -> Task:
+    """A task IN PROCESS under ``device`` that never heartbeated (nor claimed)."""
+    task = await store.create(new_task(0.0, study=study))
+    changes = {"status": TaskStatus.IN_PROCESS, "device_name": device}
+    updated = await store.update(task.task_id, changes)
+    assert updated is not None
+    return updated
+
+
 @pytest_twisted.ensureDeferred
 async def test_stalled_lists_tasks_of_silent_nodes_only(store: TaskStore) -> None:
     """When nodes stop heartbeating, their IN PROCESS tasks are stalled; a node that
-    heartbeated since, the asking node itself and tasks not IN PROCESS are not."""
-    for n in range(4):
+    heartbeated (or claimed) since, the asking node itself and tasks not IN PROCESS are
+    not."""
+    for n in range(3):
         await store.create(new_task(0.0, study=f"1.{n}"))
-    silent = [t for t, _ in await store.claim("node-silent", "Export1", 1.0, 1)]
-    never = [t for t, _ in await store.claim("node-never", "Export1", 1.0, 1)]
-    alive = [t for t, _ in await store.claim("node-alive", "Export1", 1.0, 1)]
-    mine = [t for t, _ in await store.claim("node-me", "Export1", 1.0, 1)]
-    await store.heartbeat("node-silent", "host:1", [])
+    [(silent, _)] = await store.claim("node-silent", "Export1", 1.0, 1)  # a claim: a beat
+    [(alive, _)] = await store.claim("node-alive", "Export1", 1.0, 1)
+    [(mine, _)] = await store.claim("node-me", "Export1", 1.0, 1)
+    never = await held_by(store, "node-never", "1.9")
+    await store.create(new_task(0.0, study="1.10", device_name="node-never"))  # SCHEDULED
     tick(store)
     first = await store.heartbeat("node-alive", "host:2", [])
-    assert first.previous_heartbeat is None
     beat = await store.heartbeat("node-alive", "host:2", [])
-    assert beat.previous_heartbeat is not None  # when node-alive first heartbeated
+    assert first.previous_process == "" and beat.previous_heartbeat is not None
     stalled = await store.stalled("node-me", beat.previous_heartbeat)
-    assert {t.task_id for t in stalled} == {silent[0].task_id, never[0].task_id}
+    assert {t.task_id for t in stalled} == {silent.task_id, never.task_id}
     tick(store)
-    future = beat.previous_heartbeat + 3600
-    stalled = await store.stalled("node-me", future)
-    assert {t.task_id for t in stalled} == {t.task_id for t in silent + never + alive}
+    stalled = await store.stalled("node-me", beat.previous_heartbeat + 3600)
+    assert {t.task_id for t in stalled} == {silent.task_id, never.task_id, alive.task_id}
     assert all(t.status == TaskStatus.IN_PROCESS for t in stalled)
-    assert mine[0].task_id not in {t.task_id for t in stalled}
+    assert mine.task_id not in {t.task_id for t in stalled}
+
+
+@pytest_twisted.ensureDeferred
+async def test_take_over_only_while_the_node_stays_silent(store: TaskStore) -> None:
+    """When a stalled task is taken over, the change is made only while it is still held
+    under the same lease by a node that has not heartbeated since: a node that came back,
+    or a task claimed again meanwhile, keeps it."""
+    silent = await held_by(store, "node-a", "1.1")
+    back = await held_by(store, "node-b", "1.2")
+    tick(store)
+    await store.heartbeat("node-b", "host:2", [])  # node-b is back
+    since = (await store.heartbeat("node-b", "host:2", [])).previous_heartbeat
+    assert since is not None
+    retry = {"status": TaskStatus.SCHEDULED_FOR_RETRY, "failures": 1}
+    taken = await store.take_over(silent.task_id, silent.lease, since, retry)
+    kept = await store.take_over(back.task_id, back.lease, since, retry)
+    assert taken is not None and taken.status == TaskStatus.SCHEDULED_FOR_RETRY
+    assert kept is None
+    stale = Lease("node-b", back.epoch + 1)
+    assert await store.take_over(back.task_id, stale, since + 3600, retry) is None
 
 
 @pytest_twisted.ensureDeferred
