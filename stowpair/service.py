@@ -45,6 +45,7 @@ from stowpair.dicom.transfer_syntax import EXPLICIT_VR_LE
 from stowpair.exporter.body import BodyPart, MultipartRelatedProducer
 from stowpair.exporter.stow import StowExporter
 from stowpair.logs import register_events
+from stowpair.queue.info import index_task_info
 from stowpair.queue.manager import TaskManager
 from stowpair.queue.scheduler import ExportScheduler
 from stowpair.queue.service import QueueService
@@ -120,7 +121,9 @@ class StowpairService(MultiService):
         self.ingest_validator = ingest_validator(cfg, self.reactor)
         self.tasks = SQLiteTaskStore.on_thread(tasks_database(cfg), self.reactor)
         providers = {"stow": self.exporter, "stowrs": self.exporter}
-        self.scheduler = ExportScheduler(cfg, self.tasks, providers, self.reactor)
+        self.scheduler = ExportScheduler(
+            cfg, self.tasks, providers, self.reactor, task_info=index_task_info(self.index)
+        )
         self.rules = RuleEngine(
             cfg, self.tasks, self.scheduler.kick, self.reactor, self.scheduler.wake_at
         )

@@ -16,6 +16,8 @@ QUEUE_EVENTS: dict[str, tuple[str, ...]] = {
     ),
     "queue.task.retry": ("task_id", "exporter_id", "failures", "delay", "scheduled_time"),
     "queue.task.lost": ("task_id", "status"),
+    "queue.task.rescheduled": ("task_id", "exporter_id"),
+    "queue.task.info.error": ("task_id", "error"),
     "queue.task.error": ("task_id", "exporter_id", "error"),
     "queue.startup.reset": ("count", "device"),
     "queue.poll.error": ("error",),
