@@ -37,6 +37,7 @@ from stowpair.archive.ingest import make_ingest_resource
 from stowpair.archive.rules import RuleEngine
 from stowpair.auth.jwks import make_key_set
 from stowpair.auth.jwt_validator import TokenValidator
+from stowpair.config.diff import changes_text, config_changes
 from stowpair.config.errors import ConfigError
 from stowpair.config.loader import load_config
 from stowpair.config.model import Config
@@ -57,7 +58,16 @@ T = TypeVar("T")
 
 register_events(
     {
-        "config.reloaded": ("source", "changes"),
+        "config.reloaded": (
+            "source",
+            "summary",
+            "changes",
+            "webapps",
+            "exporters",
+            "queues",
+            "rules",
+            "keycloak_clients",
+        ),
         "config.reload_refused": ("source", "errors"),
         "demo.loading": ("instances", "url"),
         "demo.loaded": ("instances", "status", "stored"),
@@ -276,15 +286,18 @@ class StowpairService(MultiService):
             )
             return e.errors
         changes = self._restart_only_changes(new)
+        applied = config_changes(self.config, new)
         self.config = new
         self.scheduler.set_config(new)
         self.rules.set_config(new)
         self.api.set_config(new)
         self.exporter.reconfigure(new.webapps, new.keycloak_clients)
         self.log.info(
-            "Configuration reloaded from {source}",
+            "Configuration reloaded from {source}: {summary}",
             source=str(path),
+            summary=changes_text(applied) + "".join(f"; {c}" for c in changes),
             changes=changes,
+            **applied,
             event="config.reloaded",
         )
         return []

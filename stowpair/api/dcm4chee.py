@@ -153,7 +153,7 @@ class ExportResource(Resource):
     def render_POST(self, request: Request) -> int:
         if self.exporter_id.startswith("stowrs:"):
             return render_async(request, self._sync)
-        return render_async(request, self._queue)
+        return render_async(request, self._queue, log_request=False)  # api.export.requested
 
     async def _sync(self, request: Request) -> Answer:
         webapp = self.exporter_id.partition(":")[2]

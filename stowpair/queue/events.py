@@ -26,6 +26,7 @@ QUEUE_EVENTS: dict[str, tuple[str, ...]] = {
     "rules.unknown_exporter": ("rule", "exporter_id"),
     "api.export.requested": ("aet", "exporter_id", "study_uid", "series_uid", "sop_uid", "task_id"),
     "api.error": ("method", "uri", "error"),
+    "api.request": ("method", "uri", "peer", "status"),
 }  # fmt: skip
 
 register_events(QUEUE_EVENTS)
