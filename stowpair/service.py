@@ -43,7 +43,10 @@ from stowpair.config.loader import load_config
 from stowpair.config.model import Config
 from stowpair.dicom.transcode import Transcoder
 from stowpair.dicom.transfer_syntax import EXPLICIT_VR_LE
+from stowpair.dimse.exporter import DicomExporter
+from stowpair.dimse.service import DimseService
 from stowpair.exporter.body import BodyPart, MultipartRelatedProducer
+from stowpair.exporter.outcome import ExporterProvider
 from stowpair.exporter.stow import StowExporter
 from stowpair.logs import register_events
 from stowpair.queue.info import index_task_info
@@ -129,8 +132,15 @@ class StowpairService(MultiService):
             keycloak_clients=cfg.keycloak_clients,
         )
         self.ingest_validator = ingest_validator(cfg, self.reactor)
+        self.dicom_exporter = DicomExporter(
+            self.reactor, self.index, cfg.remote_aes, self.transcoder, work_dir
+        )
         self.tasks = SQLiteTaskStore.on_thread(tasks_database(cfg), self.reactor)
-        providers = {"stow": self.exporter, "stowrs": self.exporter}
+        providers: dict[str, ExporterProvider] = {
+            "stow": self.exporter,
+            "stowrs": self.exporter,
+            "dicom": self.dicom_exporter,
+        }
         self.scheduler = ExportScheduler(
             cfg, self.tasks, providers, self.reactor, task_info=index_task_info(self.index)
         )
@@ -152,6 +162,10 @@ class StowpairService(MultiService):
             from stowpair.tap import make_emulator_service
 
             make_emulator_service(cfg.emulator, self.reactor).setServiceParent(self)
+        self.dimse: DimseService | None = None
+        if cfg.dimse.enabled:
+            self.dimse = DimseService(cfg.dimse, self.archive, self.reactor)
+            self.dimse.setServiceParent(self)
         super().startService()
         Deferred.fromCoroutine(self._start()).addCallbacks(self.ready.callback, self._start_failed)
 
@@ -159,6 +173,8 @@ class StowpairService(MultiService):
         if self.ingest_validator is not None:
             await self.ingest_validator.keys.refresh()  # keys before the first request
         await self._listen()
+        if self.dimse is not None:
+            self.dimse.listen()
         instances = await self.index.opened
         if not instances and self.config.demo_on_empty:
             try:
@@ -292,6 +308,7 @@ class StowpairService(MultiService):
         self.rules.set_config(new)
         self.api.set_config(new)
         self.exporter.reconfigure(new.webapps, new.keycloak_clients)
+        self.dicom_exporter.reconfigure(new.remote_aes)
         self.log.info(
             "Configuration reloaded from {source}: {summary}",
             source=str(path),
@@ -309,6 +326,7 @@ class StowpairService(MultiService):
             "rest": (old.rest, new.rest),
             "emulator": (old.emulator, new.emulator),
             "archive": (old.archive, new.archive),
+            "dimse": (old.dimse, new.dimse),
             "logging": (old.json_log, new.json_log),
             "ingest": (old.ingest_auth, new.ingest_auth),
         }
@@ -327,7 +345,12 @@ class StowpairService(MultiService):
         return d
 
     def _close_stores(self) -> Deferred[None]:
-        closing = [self.transcoder.stop(), self.exporter.close(), self.index.close()]
+        closing = [
+            self.dicom_exporter.close(),
+            self.transcoder.stop(),
+            self.exporter.close(),
+            self.index.close(),
+        ]
         d = DeferredList(closing, consumeErrors=True)
         return d.addCallback(lambda _: self.pool.stop())
 
