@@ -20,6 +20,7 @@ from stowpair.config.errors import ConfigError
 from stowpair.config.loader import load_config
 from stowpair.config.model import Config, EmulatorConfig
 from stowpair.config.secret import SecretError
+from stowpair.console import parse_level, use_console_level
 from stowpair.fsutil import folder_problem, log_file_problem
 from stowpair.logs import JSONLogService
 from stowpair.receiver.endpoints import (
@@ -40,9 +41,11 @@ class StowpairOptions(usage.Options):
     optParameters = [
         ["config", "c", "conf/stowpair.toml", "Configuration file (TOML)."],
         ["json-log", None, None, "JSON-lines log file; '-' disables it (overrides the config)."],
+        ["log-level", None, "info", "Console log level: debug, info, warn, error, critical."],
     ]
 
     def postOptions(self) -> None:
+        use_console_level(self, parse_level(self["log-level"]))
         path = Path(self["config"])
         try:
             self["loaded"] = load_config(path)
@@ -213,9 +216,11 @@ class StowrsdOptions(usage.Options):
         ["delay", None, "0", "Seconds to wait before answering."],
         ["seed", None, None, "Random seed making injected faults repeatable."],
         ["json-log", None, "var/log/stowrsd.json", "JSON-lines log file; '-' disables it."],
+        ["log-level", None, "info", "Console log level: debug, info, warn, error, critical."],
     ]
 
     def postOptions(self) -> None:
+        use_console_level(self, parse_level(self["log-level"]))
         self["host"], self["port"] = _bind(self["bind"])
         if self["ignore"] and self["unpack"]:
             raise usage.UsageError("--ignore and --unpack exclude each other")

@@ -2,7 +2,9 @@
 
 ``import`` runs the same non-blocking index and importer the service uses, on a reactor
 started by :func:`twisted.internet.task.react`; it works whether or not the service is
-running (SQLite WAL and a busy timeout let both write the index).
+running (SQLite WAL and a busy timeout let both write the index). The configuration's
+export rules fire for every newly stored instance, into the service's task store
+(:mod:`stowpair.archive.import_rules`).
 """
 
 from __future__ import annotations
@@ -108,6 +110,7 @@ def _react(main: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
 async def _import_async(
     reactor: Any, paths: list[Path], config: Config, args: argparse.Namespace
 ) -> int:
+    from stowpair.archive.import_rules import ImportRules
     from stowpair.archive.importer import Importer
     from stowpair.db.stores import open_stores
 
@@ -117,6 +120,8 @@ async def _import_async(
         print(f"stowpair import: [database] password: {e}", file=sys.stderr)
         return 1
     index, storage = stores.index, config.archive.storage
+    # the export rules write their tasks to the task store the service uses
+    rules = ImportRules.open(config, stores.tasks, reactor)
 
     async def close() -> None:
         await stores.tasks.close()
@@ -142,12 +147,15 @@ async def _import_async(
             reactor.getThreadPool(),
             fsync=not args.no_fsync,
             progress=progress.update,
+            on_stored=rules.on_stored if rules is not None else None,
         )
         summary = await importer.run(paths)
         progress.finish()
         for path, reason in summary.skipped:
             print(f"skipped {path}: {reason}", file=sys.stderr)
         print(summary.line())
+        for line in rules.lines() if rules is not None else []:
+            print(line)
         return 0
     finally:
         reactor.removeSystemEventTrigger(trigger)

@@ -39,17 +39,19 @@ from stowpair.exporter.outcome import (
 )
 from stowpair.exporter.outcome_rule import failure_summary
 from stowpair.queue import events as _events  # noqa: F401  (registers event names)
+from stowpair.queue.info import TaskInfoSource, info_changes
 from stowpair.queue.leases import RUNNING, Held, LeaseKeeper, Loss
+from stowpair.queue.manager import StopReason as AskedStop
 from stowpair.queue.model import Lease, Task
 from stowpair.queue.purge import purge_finished, results_of
 from stowpair.queue.recovery import recover_interrupted, take_over_stalled
 from stowpair.queue.retry import retry_delay, should_retry
 from stowpair.queue.store import TaskStore
 
-#: Why a running export was stopped: by a user (-> CANCELED), by shutdown or because
-#: the node was cut off from the database (-> SCHEDULED), or because another node holds
-#: the task now (nothing is written).
-StopReason = Literal["", "user", "shutdown", "cutoff", "lost"]
+#: Why a running export was stopped: by a user (-> CANCELED), by a reschedule (the task
+#: is SCHEDULED already), by shutdown or because the node was cut off from the database
+#: (-> SCHEDULED), or because another node holds the task now (nothing is written).
+StopReason = Literal["", "user", "rescheduled", "shutdown", "cutoff", "lost"]
 #: Longest wait between two tries to write an attempt's end while the database is away.
 MAX_WRITE_WAIT = 10.0
 
@@ -77,9 +79,11 @@ class ExportScheduler(Service):
     """Runs export tasks from a :class:`TaskStore` with the providers by URI scheme.
 
     ``providers`` maps a URI scheme (``stow``, ``stowrs``) to its ExporterProvider.
-    The node is the configured device name; ``process`` names this process in its
-    heartbeats (e.g. ``host:pid``). ``stopService`` drains: it fires when running
-    exports finish; after ``drain_timeout`` seconds they are cancelled (no new
+    ``task_info`` gives NumberOfInstances and Modality of a task's entity from the
+    archive index; they are stored when processing starts, for every task, as dcm4chee's
+    ExportTaskProcessor does. The node is the configured device name; ``process`` names
+    this process in its heartbeats (e.g. ``host:pid``). ``stopService`` drains: it fires
+    when running exports finish; after ``drain_timeout`` seconds they are cancelled (no new
     requests), and after a further ``cancel_grace`` seconds their Deferreds are
     cancelled; either way their tasks go back to SCHEDULED so the next start resumes
     them.
@@ -97,6 +101,7 @@ class ExportScheduler(Service):
         cancel_grace: float = 5.0,
         purge_interval: float = 60.0,
         fetch_size: int = 100,
+        task_info: TaskInfoSource | None = None,
         process: str = "",
     ) -> None:
         self.config = config
@@ -108,6 +113,7 @@ class ExportScheduler(Service):
         self._cancel_grace = cancel_grace
         self._purge_interval = purge_interval
         self._fetch_size = fetch_size
+        self._task_info = task_info
         self._running: dict[int, _Running] = {}
         self._reserved: dict[str, int] = {}
         self._loop: LoopingCall | None = None
@@ -163,12 +169,12 @@ class ExportScheduler(Service):
         self._wake_times.discard(when)
         self.kick()
 
-    def cancel(self, task_id: int) -> bool:
+    def cancel(self, task_id: int, reason: AskedStop = "user") -> bool:
         """Ask a running export to stop (no new requests); False if not running here."""
         running = self._running.get(task_id)
         if running is None:
             return False
-        self._stop(running, "user")
+        self._stop(running, reason)
         return True
 
     def _stop(self, running: _Running, reason: StopReason) -> None:
@@ -456,6 +462,11 @@ class ExportScheduler(Service):
         instances refused for good (a permanent Failure Reason, docs/exporter.md), which
         are not sent again."""
         task_id = running.task.task_id
+        info = await info_changes(self._task_info, running.task)
+        if info:
+            only = (TaskStatus.IN_PROCESS,)
+            updated = await self._store.update(task_id, info, only, lease=running.lease)
+            running.task = updated or running.task
         delivered = await self._store.delivered(task_id)
         refused = {
             r.sop_instance_uid: (r.reason, r.reason_code)
@@ -531,9 +542,6 @@ class ExportScheduler(Service):
             "processing_end_time": self._clock.seconds(),
             "outcome_message": outcome.message,
             "error_message": failure_summary(outcome),
-            # the counts cover the whole entity (see Outcome): earlier attempts' deliveries
-            # are in `completed`, missing files in `failed`
-            "number_of_instances": outcome.completed + outcome.warning + outcome.failed,
         }
         status = outcome.status
         if status not in (TaskStatus.COMPLETED, TaskStatus.WARNING, TaskStatus.CANCELED):
@@ -574,7 +582,7 @@ class ExportScheduler(Service):
         queue = self.config.queues.get(task.queue_name, Queue(task.queue_name))
         if running.stop_reason == "lost":  # another node holds the task: write nothing
             return succeed(None)
-        if running.stop_reason == "user":
+        if running.stop_reason in ("user", "rescheduled"):
             status = TaskStatus.CANCELED
         elif running.stop_reason in ("shutdown", "cutoff") and status != TaskStatus.COMPLETED:
             status = TaskStatus.SCHEDULED
@@ -623,10 +631,10 @@ class ExportScheduler(Service):
 
     def _retry(self, task: Task, queue: Queue, retry_after: float | None) -> dict[str, Any]:
         failures = task.failures + 1
-        delay = retry_delay(queue, failures)
-        if delay is None:
+        seconds = retry_delay(queue, failures)
+        if seconds is None:
             return {"failures": failures}
-        delay = max(delay, retry_after or 0.0)
+        delay = max(float(seconds), retry_after or 0.0)
         when = self._clock.seconds() + delay
         self.log.info(
             "Task {task_id} ({exporter_id}) will be retried in {delay:.0f}s (failure {failures})",
@@ -648,6 +656,14 @@ class ExportScheduler(Service):
 
     def _settled(self, updated: Task | None, running: _Running) -> None:
         before = running.task
+        if updated is None and running.stop_reason == "rescheduled":
+            self.log.info(
+                "Task {task_id} was rescheduled while it ran: its running attempt stopped",
+                task_id=before.task_id,
+                exporter_id=before.exporter_id,
+                event="queue.task.rescheduled",
+            )
+            return
         if updated is None:
             self.log.warn(
                 "Task {task_id} was deleted, rescheduled or taken over by another node while"

@@ -25,6 +25,7 @@ from stowpair.queue.model import (
     InstanceResult,
     Lease,
     NewTask,
+    Progress,
     Task,
     TaskFilter,
 )
@@ -121,6 +122,9 @@ class SqlTaskStore:
             return [sql.result_from_row(r) for r in db.execute(query, [task_id])]
 
         return self._call(work)
+
+    def progress(self, task_id: int) -> Deferred[Progress]:
+        return self._call(lambda db: tasksql.progress(db, task_id))
 
     def batches(self, flt: TaskFilter) -> Deferred[list[BatchSummary]]:
         return self._call(lambda db: batches_query(db, flt))

@@ -23,7 +23,15 @@ from stowpair.db.adapter import Db, SQLiteDb
 from stowpair.db.errors import SchemaError
 from stowpair.exporter.outcome import TaskStatus
 from stowpair.queue import sql
-from stowpair.queue.model import BatchSummary, InstanceResult, Lease, NewTask, Task, TaskFilter
+from stowpair.queue.model import (
+    BatchSummary,
+    InstanceResult,
+    Lease,
+    NewTask,
+    Progress,
+    Task,
+    TaskFilter,
+)
 from stowpair.queue.sqlstore import SqlTaskStore
 from stowpair.queue.tasksql import Beat, Entity, Holding
 
@@ -134,6 +142,9 @@ class TaskStore(Protocol):
         destination judged the instance itself), one per SOP Instance UID."""
 
     def results(self, task_id: int) -> Deferred[list[InstanceResult]]: ...
+
+    def progress(self, task_id: int) -> Deferred[Progress]:
+        """What the stored per-instance results say about the task's export so far."""
 
     def batches(self, flt: TaskFilter) -> Deferred[list[BatchSummary]]: ...
 

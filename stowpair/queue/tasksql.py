@@ -12,9 +12,17 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from stowpair.db.adapter import Db
-from stowpair.exporter.outcome import TaskStatus
+from stowpair.exporter.outcome import InstanceStatus, TaskStatus
 from stowpair.queue import sql
-from stowpair.queue.model import PENDING, InstanceResult, Lease, NewTask, Task
+from stowpair.queue.model import (
+    DELIVERED,
+    PENDING,
+    InstanceResult,
+    Lease,
+    NewTask,
+    Progress,
+    Task,
+)
 
 #: How an export rule's entity folds into an existing SCHEDULED task (reference §3.2).
 Entity = Literal["Study", "Series", "Instance"]
@@ -102,6 +110,33 @@ def delete(db: Db, clause: str, params: Sequence[Any]) -> int:
         db.execute("DELETE FROM task_instance WHERE task_pk = ?", [pk])
         db.execute("DELETE FROM task WHERE pk = ?", [pk])
     return len(pks)
+
+
+def progress(db: Db, task_id: int) -> Progress:
+    """Delivered by any attempt; failed (not delivered) in the current attempt."""
+    found = db.execute(
+        "SELECT task_status, num_failures FROM task WHERE pk = ?", [task_id]
+    ).fetchone()
+    if found is None:
+        return Progress()
+    status, failures = found
+    if status == TaskStatus.IN_PROCESS:
+        attempt = failures + 1
+    else:
+        latest = db.execute("SELECT MAX(attempt) FROM task_instance WHERE task_pk = ?", [task_id])
+        attempt = latest.fetchone()[0] or 0
+    delivered_in = f"status IN ({marks(DELIVERED)})"
+    delivered = db.execute(
+        f"SELECT COUNT(DISTINCT sop_iuid) FROM task_instance WHERE task_pk = ? AND {delivered_in}",
+        [task_id, *DELIVERED],
+    ).fetchone()[0]
+    failed = db.execute(
+        "SELECT COUNT(DISTINCT sop_iuid) FROM task_instance WHERE task_pk = ? AND attempt = ?"
+        " AND status IN (?, ?) AND sop_iuid NOT IN (SELECT sop_iuid FROM task_instance"
+        f" WHERE task_pk = ? AND {delivered_in})",
+        [task_id, attempt, InstanceStatus.FAILED, InstanceStatus.MISSING, task_id, *DELIVERED],
+    ).fetchone()[0]
+    return Progress(int(delivered), int(failed))
 
 
 def find_scheduled(db: Db, new: NewTask, entity: Entity) -> Task | None:

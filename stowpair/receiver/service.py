@@ -19,6 +19,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from stowpair.api.health import HealthResource
+from stowpair.console import AccessLogAtDebug
 from stowpair.logs import register_events
 from stowpair.receiver.request import StreamingRequest
 from stowpair.receiver.resource import StowResource
@@ -64,13 +65,17 @@ class StowChannel(HTTPChannel):
         self.loseConnection()
 
 
+class _Site(AccessLogAtDebug, Site):
+    """twisted.web's Site with its access log at DEBUG (``stowpair.console``)."""
+
+
 def streaming_site(root: Resource, timeout: float = 60.0) -> Site:
     """A Site whose requests stream uploads to resources that ask for it.
 
     ``timeout``: seconds a connection may stay silent (twisted.web's idle timeout);
     it is suspended while the receiver itself holds the body back (backpressure).
     """
-    site = Site(root, timeout=timeout)
+    site = _Site(root, timeout=timeout)
     site.requestFactory = StreamingRequest
     site.protocol = StowChannel  # type: ignore[method-assign, assignment]  # HTTP/1.1 only
     return site
