@@ -32,7 +32,7 @@ from stowpair.archive.store import (
     wrap_as_part10,
 )
 from stowpair.db.errors import DatabaseUnavailable
-from stowpair.fsutil import place_atomically
+from stowpair.fsutil import place_new
 from stowpair.logs import register_events
 from stowpair.receiver.instance import InstanceHeader
 from stowpair.receiver.storage import (
@@ -203,7 +203,8 @@ class ArchiveStorage:
             )
             temp.unlink(missing_ok=True)
         status = StoreStatus.STORED
-        if dest.exists():
+        # never replaces a stored file, even one another node placed a moment ago
+        if dest.exists() or not place_new(source, dest, self.fsync):
             status = _compare(source, dest)
             source.unlink(missing_ok=True)
             if status is StoreStatus.CONFLICT:
@@ -212,8 +213,6 @@ class ArchiveStorage:
                     f"SOP Instance {header.sop_instance_uid} is already stored with different "
                     "content; the archive keeps the first (overwrite policy NEVER)",
                 )
-        else:
-            place_atomically(source, dest, self.fsync)
         record = _header_of(header).record(dest, dest.stat().st_size, ctx.source, received)
         attributes = instance_attributes(header_attrs, record, ctx.peer, ctx.called_aet)
         return _Placed(record, attributes, status)
