@@ -56,6 +56,7 @@ from stowpair.queue.service import QueueService
 from stowpair.queue.store import SQLiteTaskStore
 from stowpair.receiver.service import streaming_site
 from stowpair.receiver.settings import ReceiverSettings
+from stowpair.ui.resource import ConsoleRedirect, ConsoleResource
 
 T = TypeVar("T")
 
@@ -155,13 +156,15 @@ class StowpairService(MultiService):
             sync_export=self._sync_export,
             ingest_resource_for=self._ingest_for,
             reload=self.reload,
+            index=self.index,
         )
         self._ingest: dict[str, IResource] = {}
         QueueService(self.tasks, self.scheduler).setServiceParent(self)
         if cfg.emulator.enabled:
             from stowpair.tap import make_emulator_service
 
-            make_emulator_service(cfg.emulator, self.reactor).setServiceParent(self)
+            self.api.emulator = make_emulator_service(cfg.emulator, self.reactor)
+            self.api.emulator.setServiceParent(self)
         self.dimse: DimseService | None = None
         if cfg.dimse.enabled:
             self.dimse = DimseService(cfg.dimse, self.archive, self.reactor)
@@ -186,6 +189,8 @@ class StowpairService(MultiService):
         root = _RestRoot()
         root.putChild(b"health", HealthResource())
         root.putChild(b"dcm4chee-arc", Dcm4cheeArcResource(self.api))
+        root.putChild(b"ui", ConsoleResource())
+        root.putChild(b"", ConsoleRedirect())
         host, port = self.config.rest.host, self.config.rest.port
         endpoint_type = TCP6ServerEndpoint if ":" in host else TCP4ServerEndpoint
         endpoint = endpoint_type(self.reactor, port, interface=host)
@@ -303,6 +308,7 @@ class StowpairService(MultiService):
                 errors=e.errors,
                 event="config.reload_refused",
             )
+            self.api.record_reload(e.errors)
             return e.errors
         changes = self._restart_only_changes(new)
         applied = config_changes(self.config, new)
@@ -312,10 +318,12 @@ class StowpairService(MultiService):
         self.api.set_config(new)
         self.exporter.reconfigure(new.webapps, new.keycloak_clients)
         self.dicom_exporter.reconfigure(new.remote_aes)
+        summary = changes_text(applied) + "".join(f"; {c}" for c in changes)
+        self.api.record_reload([], summary)
         self.log.info(
             "Configuration reloaded from {source}: {summary}",
             source=str(path),
-            summary=changes_text(applied) + "".join(f"; {c}" for c in changes),
+            summary=summary,
             changes=changes,
             **applied,
             event="config.reloaded",
@@ -375,7 +383,8 @@ def ingest_validator(config: Config, reactor: Any) -> TokenValidator | None:
 
 
 class _RestRoot(Resource):
-    """``/`` of the REST listener: its children, else a JSON 404 (docs/rest-api.md)."""
+    """``/`` of the REST listener: its children (``/`` itself redirects to the console),
+    else a JSON 404 (docs/rest-api.md)."""
 
     def getChild(self, path: bytes, request: Any) -> IResource:
         return ErrorResource(404, f"No such resource: {_shown_path(request)}")
