@@ -125,6 +125,7 @@ function schedule() {
 }
 
 function showHealthy() {
+  document.getElementById('live').classList.remove('down');
   const banner = document.getElementById('banner');
   banner.hidden = true;
   banner.replaceChildren();
@@ -132,8 +133,13 @@ function showHealthy() {
 }
 
 function showProblem(error) {
-  const banner = document.getElementById('banner');
   const reach = error instanceof ApiError && error.status === 0;
+  const live = document.getElementById('live');
+  if (reach && !live.classList.contains('down')) {
+    live.classList.add('down');
+    document.getElementById('updated').textContent = `no answer since ${shortTime(new Date().toISOString())}`;
+  }
+  const banner = document.getElementById('banner');
   const title = reach ? 'The REST API does not answer.' : 'The REST API refused a request of this page.';
   const detail = error instanceof ApiError && error.status ? `HTTP ${error.status}: ${error.message}` : error.message;
   banner.replaceChildren(

@@ -46,7 +46,7 @@ export function mount(main, context) {
       h('h2', {id: 'reload-title', class: 'sr-only'}, 'Reload'),
       h('dl', {class: 'fields'},
         h('dt', {}, 'File'), h('dd', {}, h('code', {}, config.source || '(none)')),
-        h('dt', {}, 'Running since'), h('dd', {}, timeText(config.loadedTime)),
+        h('dt', {}, 'Loaded'), h('dd', {}, timeText(config.loadedTime)),
         h('dt', {}, 'Last reload'),
         h('dd', {}, last
           ? [timeText(last.time), ' ', h('span', {class: `badge ${last.result === 'APPLIED' ? 's-completed' : 's-failed'}`}, last.result),

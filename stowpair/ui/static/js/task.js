@@ -99,7 +99,7 @@ export function mount(main, context) {
     const attemptsList = [...byAttempt.entries()].sort((x, y) => x[0] - y[0]);
     const rows = attemptsList.map(([n, a], index) => [
       String(n),
-      Object.entries(a.statuses).map(([s, k]) => `${s.toLowerCase()}:${k}`).join(' '),
+      Object.entries(a.statuses).map(([s, k]) => h('div', {}, `${s.toLowerCase()}:${k}`)),
       bytes(a.bytes),
       h('ul', {class: 'plain'}, [...a.reasons.entries()].map(([reason, k]) => h('li', {}, `${k} × ${reason}`)),
         index === attemptsList.length - 1 && task.outcomeMessage ? h('li', {}, h('strong', {}, 'Outcome: '), task.outcomeMessage) : null),
@@ -107,7 +107,7 @@ export function mount(main, context) {
     return [
       h('h2', {id: 'attempts-title'}, 'Attempts'),
       rows.length
-        ? table(null, ['Attempt', 'Instances', 'Sent', 'Messages'], rows, {class: 'attempts'})
+        ? table(null, ['Attempt', 'Instances', 'Bytes sent', 'Messages'], rows, {class: 'attempts'})
         : h('p', {class: 'empty'}, task.outcomeMessage || task.errorMessage || 'No attempt yet.'),
       task.failures ? h('p', {}, `Failures so far: ${task.failures}.`) : null,
     ];

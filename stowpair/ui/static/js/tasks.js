@@ -206,6 +206,9 @@ export function mount(main, context) {
     const id = task.taskID;
     const done = (promise) => promise.then(() => document.dispatchEvent(new CustomEvent('stowpair-refresh')));
     const message = task.outcomeMessage || task.errorMessage || '';
+    // "Export Study[uid=1.2.826…] to x - completed:20": the entity is in the Study
+    // column, the counts at the end matter (the full text is the cell's title)
+    const shown = message.replace(/^Export \w+\[uid=[^\]]*\]\s*/, '');
     const total = task.NumberOfInstances;
     const instances = progress && progress.total
       ? h('span', {}, `${progress.sent}/${progress.total}`, h('progress', {value: progress.sent, max: progress.total, 'aria-label': `Task ${id}: ${progress.sent} of ${progress.total} instances answered`}))
@@ -217,12 +220,12 @@ export function mount(main, context) {
       h('td', {}, statusBadge(task.status)),
       h('td', {}, task.ExporterID || ''),
       h('td', {}, task.queue || ''),
-      h('td', {}, task.batchID || ''),
+      h('td', {class: 'batch', title: task.batchID || null}, task.batchID || ''),
       h('td', {}, uid(task.StudyInstanceUID, 8)),
       h('td', {class: 'num'}, instances),
       timeCell(task.createdTime),
       timeCell(task.updatedTime),
-      h('td', {class: 'message', title: message}, message),
+      h('td', {class: 'message', title: message}, shown),
       h(
         'td',
         {class: 'actions'},
