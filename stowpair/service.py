@@ -157,6 +157,7 @@ class StowpairService(MultiService):
             ingest_resource_for=self._ingest_for,
             reload=self.reload,
             index=self.index,
+            loaded_time=self.reactor.seconds(),
         )
         self._ingest: dict[str, IResource] = {}
         QueueService(self.tasks, self.scheduler).setServiceParent(self)

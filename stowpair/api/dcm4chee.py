@@ -70,6 +70,7 @@ class Dcm4cheeApi:
         ingest_resource_for: IngestFor | None = None,
         reload: Reload | None = None,
         index: StudyIndex | None = None,
+        loaded_time: float | None = None,
     ) -> None:
         self.config = config
         self.manager = manager
@@ -79,8 +80,9 @@ class Dcm4cheeApi:
         self.reloading = False
         self.index = index
         self.emulator: ReceiverService | None = None
-        #: When the running configuration was loaded, and the last reload's outcome.
-        self.loaded_time = manager.now()
+        #: When the running configuration was loaded (None: not known), and the last
+        #: reload's outcome.
+        self.loaded_time = loaded_time
         self.last_reload: ReloadRecord | None = None
 
     def set_config(self, config: Config) -> None:

@@ -206,3 +206,26 @@ def test_sign_in_sends_the_credentials_on_every_call(page: Any, stowpair: Stowpa
     expect(page.get_by_role("link", name=re.compile(r"^\d+ Completed$"))).to_be_visible()
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
     assert seen[-1] == expected
+
+
+def test_declined_sign_in_is_not_asked_again_by_itself(page: Any, stowpair: Stowpair) -> None:
+    """When the API asks for a Bearer token and the sign-in is declined, the console says
+    it needs credentials and does not ask again on its own; "Sign in" asks again."""
+    page.route(
+        "**/dcm4chee-arc/**",
+        lambda route: route.fulfill(
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="stowpair"'},
+            content_type="application/json",
+            body='{"errorMessage": "An access token is needed"}',
+        ),
+    )
+    page.goto("/ui/#/tasks")
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_label("Access token")).to_be_visible()
+    dialog.get_by_role("button", name="Not now").click()
+    expect(page.get_by_role("alert")).to_contain_text("Sign-in needed")
+    page.wait_for_timeout(4500)  # two refreshes (every 2 s)
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("dialog").get_by_label("Access token")).to_be_visible()

@@ -21,7 +21,12 @@ function utf8Base64(text) {
   return btoa(binary);
 }
 
+// After "Not now" the console does not ask again by itself (it refreshes every 2 s);
+// the header's "Sign in" button asks again.
+let declined = false;
+
 async function askForCredentials(challenge, message) {
+  if (declined) throw new ApiError(401, `Sign-in needed (${message}): use "Sign in" at the top right`);
   const {scheme, realm} = parseChallenge(challenge);
   const refused = authorization() !== null;
   const text = [
@@ -48,7 +53,9 @@ async function askForCredentials(challenge, message) {
     cancel: 'Not now',
   });
   if (data === null) {
-    throw new ApiError(401, `Signed out: the REST API needs credentials (${message})`);
+    declined = true;
+    document.dispatchEvent(new CustomEvent('stowpair-auth-state'));
+    throw new ApiError(401, `Sign-in needed (${message}): use "Sign in" at the top right`);
   }
   if (scheme === 'bearer') {
     storeAuthorization(`Bearer ${String(data.get('token')).trim().replace(/^Bearer\s+/i, '')}`);
@@ -60,13 +67,24 @@ async function askForCredentials(challenge, message) {
 /** The header's sign-out control, shown while credentials are stored. */
 export function installAuth(slot) {
   onUnauthorized(askForCredentials);
+  const signInAgain = () => {
+    declined = false;
+    storeAuthorization(null); // announces the change: the page refreshes and asks
+  };
   const render = () => {
-    slot.replaceChildren(
-      authorization()
-        ? h('button', {type: 'button', class: 'secondary small', onclick: () => storeAuthorization(null)}, 'Sign out')
-        : '',
-    );
+    let control = '';
+    if (authorization()) {
+      const signOut = () => {
+        declined = true; // until "Sign in" is chosen: no dialog popping up by itself
+        storeAuthorization(null);
+      };
+      control = h('button', {type: 'button', class: 'secondary small', onclick: signOut}, 'Sign out');
+    } else if (declined) {
+      control = h('button', {type: 'button', class: 'secondary small', onclick: signInAgain}, 'Sign in');
+    }
+    slot.replaceChildren(control);
   };
   document.addEventListener('stowpair-auth', render);
+  document.addEventListener('stowpair-auth-state', render);
   render();
 }

@@ -221,7 +221,7 @@ export function mount(main, context) {
       h('td', {}, task.ExporterID || ''),
       h('td', {}, task.queue || ''),
       h('td', {class: 'batch', title: task.batchID || null}, task.batchID || ''),
-      h('td', {}, uid(task.StudyInstanceUID, 8)),
+      h('td', {}, uid(task.StudyInstanceUID, 7)),
       h('td', {class: 'num'}, instances),
       timeCell(task.createdTime),
       timeCell(task.updatedTime),
