@@ -51,8 +51,8 @@ function parseHash() {
 function route() {
   const parsed = parseHash();
   if (parsed === null) {
-    if (!window.location.hash) window.location.replace('#/tasks');
-    return; // an in-page anchor (#main)
+    if (!state.page) window.location.replace('#/tasks');
+    return; // an in-page anchor
   }
   const {path, params} = parsed;
   if (path === '/tasks') state.lastTasksHash = window.location.hash;
@@ -163,6 +163,11 @@ function setLive(live) {
 
 function start() {
   installAuth(document.getElementById('session'));
+  // "Skip to content" moves the focus without touching the route in the address
+  document.querySelector('.skip').addEventListener('click', (event) => {
+    event.preventDefault();
+    document.getElementById('main').focus();
+  });
   document.getElementById('live-toggle').addEventListener('click', () => setLive(!state.live));
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState === 'visible' && state.live) refreshNow();
