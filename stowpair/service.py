@@ -17,7 +17,6 @@ import treq
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
-from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import Cooperator
 from twisted.internet.threads import deferToThreadPool
@@ -47,7 +46,8 @@ from stowpair.queue.manager import TaskManager
 from stowpair.queue.scheduler import ExportScheduler
 from stowpair.queue.service import QueueService
 from stowpair.queue.store import SQLiteTaskStore
-from stowpair.receiver.service import streaming_site
+from stowpair.receiver.service import emulator_service, streaming_site
+from stowpair.web.listen import ListenError, listen
 
 T = TypeVar("T")
 
@@ -58,7 +58,6 @@ register_events(
         "demo.loading": ("instances", "url"),
         "demo.loaded": ("instances", "status", "stored"),
         "demo.failed": ("error",),
-        "startup.failed": (),
     }
 )
 
@@ -94,6 +93,18 @@ class StowpairService(MultiService):
 
     def startService(self) -> None:
         cfg = self.config
+        # Listeners first: a busy port stops the process (ListenError) before any pool,
+        # store or worker exists. No request is read before the reactor runs.
+        self._root = _RestRoot()
+        listening = self._bind_rest()
+        if cfg.emulator.enabled:
+            emulator = emulator_service(cfg.emulator, self.reactor)
+            try:
+                emulator.bind()
+            except ListenError:
+                listening.addCallback(lambda port: port.stopListening())
+                raise
+            emulator.setServiceParent(self)
         self.pool.start()
         self.index = SQLiteIndex(cfg.archive.database, self.reactor)
         self.archive = ArchiveStorage(
@@ -125,16 +136,36 @@ class StowpairService(MultiService):
             reload=self.reload,
         )
         self._ingest: dict[str, IResource] = {}
+        self._root.putChild(b"health", HealthResource())
+        self._root.putChild(b"dcm4chee-arc", Dcm4cheeArcResource(self.api))
         QueueService(self.tasks, self.scheduler).setServiceParent(self)
-        if cfg.emulator.enabled:
-            from stowpair.tap import make_emulator_service
-
-            make_emulator_service(cfg.emulator, self.reactor).setServiceParent(self)
         super().startService()
-        Deferred.fromCoroutine(self._start()).addCallbacks(self.ready.callback, self._start_failed)
+        self._log_config("Configuration loaded from {source}")
+        Deferred.fromCoroutine(self._start(listening)).addCallbacks(
+            self.ready.callback, self._start_failed
+        )
 
-    async def _start(self) -> None:
-        await self._listen()
+    def _bind_rest(self) -> Deferred[IListeningPort]:
+        rest = self.config.rest
+        endpoint_type = TCP6ServerEndpoint if ":" in rest.host else TCP4ServerEndpoint
+        endpoint = endpoint_type(self.reactor, rest.port, interface=rest.host)
+        site = streaming_site(self._root, rest.timeouts, "json", self.reactor)
+        return listen(endpoint, site, "the REST API")
+
+    def _log_config(self, text: str) -> None:
+        cfg = self.config
+        self.log.info(
+            text,
+            source=str(self.config_path or cfg.source),
+            webapps=sorted(cfg.webapps),
+            exporters=sorted(cfg.exporters),
+            queues=sorted(cfg.queues),
+            rules=[r.name for r in cfg.rules],
+            event="config.loaded",
+        )
+
+    async def _start(self, listening: Deferred[IListeningPort]) -> None:
+        self._bound(await listening)
         instances = await self.index.opened
         if not instances and self.config.demo_on_empty:
             try:
@@ -142,38 +173,26 @@ class StowpairService(MultiService):
             except Exception as e:  # the service runs on without its demo
                 self.log.error("Demo study not loaded: {error}", error=str(e), event="demo.failed")
 
-    def _listen(self) -> Deferred[None]:
-        root = _RestRoot()
-        root.putChild(b"health", HealthResource())
-        root.putChild(b"dcm4chee-arc", Dcm4cheeArcResource(self.api))
-        host, port = self.config.rest.host, self.config.rest.port
-        endpoint_type = TCP6ServerEndpoint if ":" in host else TCP4ServerEndpoint
-        endpoint = endpoint_type(self.reactor, port, interface=host)
-        d: Deferred[IListeningPort] = endpoint.listen(streaming_site(root))
-
-        def bound(listening: IListeningPort) -> None:
-            self.rest_port = listening
-            address: Any = listening.getHost()
-            self.log.info(
-                "REST API listening on http://{host}:{port}/dcm4chee-arc",
-                role="rest",
-                host=address.host,
-                port=address.port,
-                url=f"http://{address.host}:{address.port}",
-                event="listening",
-            )
-
-        return d.addCallback(bound)
+    def _bound(self, listening: IListeningPort) -> None:
+        self.rest_port = listening
+        address: Any = listening.getHost()
+        self.log.info(
+            "REST API listening on http://{host}:{port}/dcm4chee-arc",
+            role="rest",
+            host=address.host,
+            port=address.port,
+            url=f"http://{address.host}:{address.port}",
+            event="listening",
+        )
 
     def _start_failed(self, failure: Any) -> None:
-        if failure.check(CannotListenError):  # a busy port: one sentence, no traceback
-            self.log.error(
-                "stowpair could not start: {error}",
-                error=failure.getErrorMessage(),
-                event="startup.failed",
-            )
-        else:
-            self.log.failure("stowpair could not start", failure, event="startup.failed")
+        self.log.failure(
+            "stowpair could not start: {error}",
+            failure,
+            tap="stowpair",
+            error=failure.getErrorMessage(),
+            event="startup.failed",
+        )
         self.ready.errback(failure)
         # start-up runs before reactor.run() under twistd: stop once it runs
         self.reactor.callWhenRunning(self.reactor.stop)
@@ -270,6 +289,7 @@ class StowpairService(MultiService):
             changes=changes,
             event="config.reloaded",
         )
+        self._log_config("Configuration loaded from {source} (reload)")
         return []
 
     def _restart_only_changes(self, new: Config) -> list[str]:
@@ -302,7 +322,8 @@ class StowpairService(MultiService):
 
 
 class _RestRoot(Resource):
-    """``/`` of the REST listener: its children, else a JSON 404 (docs/rest-api.md)."""
+    """``/`` of the REST listener: its children, else a JSON 404 (docs/rest-api.md).
+    Children are put in once the service built them; no request is read before."""
 
     def getChild(self, path: bytes, request: Any) -> IResource:
         return ErrorResource(404, f"No such resource: {_shown_path(request)}")

@@ -45,6 +45,8 @@ from stowpair.receiver.request import EarlyResponse, StreamingRequest
 from stowpair.receiver.settings import ReceiverSettings
 from stowpair.receiver.storage import BlockingRunner, RequestContext, StorageBackend
 from stowpair.receiver.transaction import StowTransaction, TransactionResult
+from stowpair.web.crosssite import cross_site_problem
+from stowpair.web.errors import uri_problem
 
 register_events(
     {
@@ -70,6 +72,7 @@ register_events(
             "message",
         ),
         "receiver.store.error": ("part",),
+        "receiver.error": (),
         "receiver.instance.stored": (
             "peer",
             "part",
@@ -121,6 +124,8 @@ class StowResource(Resource):
 
     isLeaf = True
     log = Logger()
+    #: Refusals are one line of text/plain, as dcm4che's stowrsd answers.
+    error_style = "text"
 
     def __init__(
         self,
@@ -156,6 +161,9 @@ class StowResource(Resource):
 
     def start_upload(self, request: Request, length: int | None) -> _Upload | EarlyResponse | None:
         """Decide before the body is read; see the module docstring."""
+        bad_uri = uri_problem(request.uri)
+        if bad_uri is not None:
+            return self._early(request, 400, bad_uri)
         matched, study = self._route(request)
         method = request.method
         if method != b"POST":
@@ -184,6 +192,10 @@ class StowResource(Resource):
         self, request: Request, length: int | None, study: str | None
     ) -> EarlyResponse | None:
         s = self.settings
+        if s.refuse_cross_site:
+            forbidden = cross_site_problem(request)
+            if forbidden is not None:
+                return self._early(request, 403, forbidden)
         if not authorized(_header(request, b"authorization"), s.bearer_token, s.basic_auth):
             www = [
                 ("WWW-Authenticate", c)
@@ -269,11 +281,12 @@ class StowResource(Resource):
             return b"no such resource\n"
         if request.method == b"OPTIONS":
             request.setResponseCode(204)
-            for name, value in cors_headers(
+            preflight = cors_headers(
                 _header(request, b"origin"),
                 _header(request, b"access-control-request-method"),
                 _header(request, b"access-control-request-headers"),
-            ):
+            )
+            for name, value in [] if self.settings.refuse_cross_site else preflight:
                 request.setHeader(name, value)
             request.setHeader("Allow", ALLOW)
             return b""
@@ -393,6 +406,8 @@ class StowResource(Resource):
         return [("Warning", f'299 {name} "{_quote(t)}"') for t in texts[:20]]
 
     def _cors(self, request: Request) -> list[tuple[str, str]]:
+        if self.settings.refuse_cross_site:
+            return []  # no page of another origin may read or preflight here
         origin = _header(request, b"origin")
         return [("Access-Control-Allow-Origin", origin)] if origin else []
 
