@@ -22,6 +22,8 @@ from twisted.python.failure import Failure
 SENT: dict[str, int] = {}
 #: Answers seen, by (target name, HTTP status; 0 = closed without an answer).
 STATUSES: Counter[tuple[str, int]] = Counter()
+#: Measured figures by name (the slow-client test's), printed at the end of the run.
+FIGURES: dict[str, dict[str, Any]] = {}
 
 
 @dataclass
