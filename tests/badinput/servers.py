@@ -129,7 +129,7 @@ def start_stowpair(
 # -- checks ------------------------------------------------------------------------------
 
 #: Statuses a STOW-RS endpoint may answer bad input with (docs/conformance.md).
-STOW_STATUSES = {200, 202, 204, 400, 401, 404, 405, 406, 409, 413, 415, 431}
+STOW_STATUSES = {200, 202, 204, 400, 401, 403, 404, 405, 406, 408, 409, 413, 415, 431}
 _SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
