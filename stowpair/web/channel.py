@@ -29,7 +29,12 @@ from twisted.web.server import Site
 
 from stowpair.config.model import ClientTimeouts
 from stowpair.logs import register_events
-from stowpair.web.errors import ErrorStyle, error_response, request_line_problem
+from stowpair.web.errors import (
+    ErrorStyle,
+    HeaderCheck,
+    error_response,
+    request_line_problem,
+)
 
 register_events(
     {
@@ -69,6 +74,7 @@ class GuardedChannel(HTTPChannel):
         self._awaiting_request = True  # the next bytes start a request (line, headers)
         self._expect_request_line = True
         self._head = False  # the request being read is a HEAD: answers carry no body
+        self._header = HeaderCheck(0, self.totalHeadersSize, self.maxHeaders)
         self._header_timer: IDelayedCall | None = None
         self._body_timer: IDelayedCall | None = None
         self._abort_timer: IDelayedCall | None = None
@@ -92,13 +98,19 @@ class GuardedChannel(HTTPChannel):
     def lineReceived(self, line: bytes) -> None:
         if self._closing:
             return
-        if self._expect_request_line and line and self.persistent:
-            self._expect_request_line = False
-            self._head = line.startswith(b"HEAD ")
-            problem = request_line_problem(line)
-            if problem is not None:
-                self._refuse(400, problem)
-                return
+        refusal: tuple[int, str] | None = None
+        if self._expect_request_line:
+            if line and self.persistent:
+                self._expect_request_line = False
+                self._head = line.startswith(b"HEAD ")
+                self._header = HeaderCheck(len(line), self.totalHeadersSize, self.maxHeaders)
+                problem = request_line_problem(line)
+                refusal = (400, problem) if problem is not None else None
+        elif self._awaiting_request and line:
+            refusal = self._header.problem(line)
+        if refusal is not None:
+            self._refuse(*refusal)
+            return
         super().lineReceived(line)
 
     def lineLengthExceeded(self, line: bytes) -> None:

@@ -164,3 +164,42 @@ def test_overlong_line_gets_431() -> None:
     channel.dataReceived(b"GET /health HTTP/1.1\r\nX: " + b"y" * 20_000 + b"\r\n")
     code, _, body = _answer(transport)
     assert code == 431 and "longer than" in json.loads(body)["errorMessage"]
+
+
+HEADER_CASES = [
+    ("no-colon", b"NoColonHere\r\n", 400, "has no colon"),
+    ("name-not-token", b"Bad Name: x\r\n", 400, "not a token"),
+    ("nul-in-value", b"X-Nul: a\x00b\r\n", 400, "NUL, CR or LF"),
+    ("length-not-number", b"Content-Length: 1e3\r\n", 400, "not a number of bytes"),
+    ("length-twice", b"Content-Length: 1\r\nContent-Length: 2\r\n", 400, "declared twice"),
+    ("length-and-chunked", b"Content-Length: 1\r\nTransfer-Encoding: chunked\r\n", 400,
+     "declared twice"),
+    ("coding-unknown", b"Transfer-Encoding: gzip, chunked\r\n", 400, "not supported"),
+    ("too-many", b"".join(b"X-%d: v\r\n" % i for i in range(501)), 431, "more than 500"),
+    ("too-long", b"".join(b"X-%d: %s\r\n" % (i, b"v" * 8000) for i in range(3)), 431,
+     "longer than 16384 bytes"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "text"), [c[1:] for c in HEADER_CASES], ids=[c[0] for c in HEADER_CASES]
+)
+def test_bad_header_gets_a_reason(headers: bytes, status: int, text: str) -> None:
+    """When a header line is one twisted.web refuses, the answer names what was wrong
+    (twisted.web alone sends an empty 400)."""
+    clock = Clock()
+    channel, transport = _connect(clock)
+    channel.dataReceived(b"POST /health HTTP/1.1\r\n" + headers + b"\r\n")
+    code, _, body = _answer(transport)
+    assert code == status and transport.disconnecting
+    assert text in json.loads(body)["errorMessage"]
+
+
+def test_folded_and_identity_headers_pass() -> None:
+    """When a header is folded or Transfer-Encoding is identity, the request is served."""
+    clock = Clock()
+    channel, transport = _connect(clock)
+    channel.dataReceived(
+        b"GET /health HTTP/1.1\r\nX-Folded: a\r\n b\r\nTransfer-Encoding: identity\r\n\r\n"
+    )
+    assert _answer(transport)[0] == 200

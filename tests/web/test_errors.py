@@ -62,7 +62,7 @@ async def _stop(listening: Any) -> None:
 
 async def _get(port: int, method: str, path: str) -> RawResponse:
     data = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode()
-    return await send_raw(reactor, port, data, "web-guard")
+    return await send_raw(reactor, port, data, "web-guard", count=False)
 
 
 @pytest_twisted.ensureDeferred
