@@ -21,6 +21,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
@@ -46,7 +47,7 @@ from stowpair.receiver.settings import ReceiverSettings
 from stowpair.receiver.storage import BlockingRunner, RequestContext, StorageBackend
 from stowpair.receiver.transaction import StowTransaction, TransactionResult
 from stowpair.web.crosssite import cross_site_problem
-from stowpair.web.errors import uri_problem
+from stowpair.web.errors import error_response, uri_problem
 
 register_events(
     {
@@ -312,8 +313,23 @@ class StowResource(Resource):
                 return _render_early(request, upload.rejected)
         d = upload.transaction.finish()
         d.addCallback(self._respond, request, upload)
-        d.addErrback(lambda f: self.log.failure("answering failed", f, event="receiver.error"))
+        d.addErrback(self._answer_failed, request)
         return NOT_DONE_YET
+
+    def _answer_failed(self, failure: Failure, request: Request) -> None:
+        """A bug while answering: logged once with its traceback, answered 500 (text)."""
+        self.log.failure(
+            "Answering POST {path} from {peer} failed",
+            failure,
+            path=(request.path or b"").decode("latin-1"),
+            peer=_peer(request),
+            event="receiver.error",
+        )
+        if request.finished or request.startedWriting or request.channel is None:
+            return
+        answer = error_response(500, "internal error while answering; see the service log", "text")
+        request.write(_render_early(request, answer))
+        request.finish()
 
     def _respond(
         self, result: TransactionResult, request: Request, upload: _Upload
