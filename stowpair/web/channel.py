@@ -79,7 +79,6 @@ class GuardedChannel(HTTPChannel):
         self._body_timer: IDelayedCall | None = None
         self._abort_timer: IDelayedCall | None = None
         self._in_body = False
-        self._body_paused = False
         self._window_bytes = 0
         self._phase_started = 0.0
         self._start_header_clock()
@@ -147,12 +146,10 @@ class GuardedChannel(HTTPChannel):
 
     def body_paused(self) -> None:
         """The server holds the body back: the client cannot be slow meanwhile."""
-        self._body_paused = True
         self._stop(self._body_timer)
         self._body_timer = None
 
     def body_resumed(self) -> None:
-        self._body_paused = False
         if self._in_body and not self._closing:
             self._start_body_window()
 
