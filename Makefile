@@ -6,6 +6,7 @@ PIP := $(PY) -m pip
 # A plain editable install hides twistd plugins; compat mode keeps them visible.
 EDITABLE_OPTS := --config-settings editable_mode=compat
 CONFIG ?= conf/stowpair.toml
+OIDC_PEER := tests/peers/oidc
 
 .PHONY: run test lint typecheck interop bench bench-quick venv clean
 
@@ -39,8 +40,14 @@ test: lint typecheck
 
 # Real peers (Orthanc, dcmtk, socat); tests skip with a reason when a peer is missing,
 # unless STOWPAIR_REQUIRE_PEERS=1 (as in CI).
-interop: $(VENV)/.installed-test
+interop: $(VENV)/.installed-test $(OIDC_PEER)/node_modules/.installed
 	$(VENV)/bin/pytest -m interop -rs tests
+
+# oidc-provider (npm), the authorization server of the token tests; skipped without npm.
+$(OIDC_PEER)/node_modules/.installed: $(OIDC_PEER)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix $(OIDC_PEER) --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: the OAuth 2.0 interop tests will skip (apt-get install nodejs npm)"; fi
 
 # Benchmarks against peers (docs/benchmarks.md); results in bench/results/.
 $(VENV)/.installed-bench: $(VENV)/.installed-test

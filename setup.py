@@ -24,6 +24,7 @@ setup(
         "pylibjpeg-rle>=2.0",
         "service-identity>=24.1.0",
         "pyopenssl>=24.2.1",
+        "pyjwt[crypto]>=2.8",
     ],
     extras_require={
         "test": [

@@ -275,6 +275,73 @@ http {{
     return Peer("nginx", process, port, workdir, log_path)
 
 
+OIDC_PEER = Path(__file__).resolve().parents[1] / "tests" / "peers" / "oidc"
+
+
+@dataclass
+class OidcPeer(Peer):
+    """oidc-provider (npm) as an authorization server; Keycloak-style paths under
+    ``/realms/<realm>``."""
+
+    realm: str = "stowpair"
+
+    @property
+    def issuer(self) -> str:
+        return f"http://127.0.0.1:{self.port}/realms/{self.realm}"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.issuer}/protocol/openid-connect/token"
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.issuer}/protocol/openid-connect/certs"
+
+    def events(self) -> list[dict[str, Any]]:
+        """The JSON lines the server printed (``token.issued``, ``token.refused``)."""
+        found = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                found.append(json.loads(line))
+        return found
+
+
+def start_oidc(
+    workdir: Path,
+    clients: Sequence[Mapping[str, Any]],
+    audience: str,
+    ttl: int = 5,
+    scope: str = "stow",
+    realm: str = "stowpair",
+) -> OidcPeer:
+    """The certified Node.js ``oidc-provider`` (tests/peers/oidc, installed by ``npm ci``)
+    issuing JWT access tokens of ``ttl`` seconds for ``audience`` (client credentials)."""
+    node = require("node", "nodejs")
+    if not (OIDC_PEER / "node_modules" / "oidc-provider").is_dir():
+        raise PeerMissing(f"oidc-provider is not installed (npm ci --prefix {OIDC_PEER})")
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    config = {
+        "port": port,
+        "realm": realm,
+        "ttl": ttl,
+        "audience": audience,
+        "scope": scope,
+        "clients": list(map(dict, clients)),
+    }
+    (workdir / "oidc.json").write_text(json.dumps(config))
+    process, log_path = _spawn(
+        "oidc", [node, str(OIDC_PEER / "server.js"), str(workdir / "oidc.json")], workdir
+    )
+    peer = OidcPeer("oidc", process, port, workdir, log_path, realm=realm)
+    try:
+        wait_http(f"{peer.issuer}/.well-known/openid-configuration", process=process)
+    except PeerUnavailable as e:
+        peer.stop()
+        raise PeerUnavailable(f"oidc-provider did not start: {e}\n{peer.log_tail()}") from None
+    return peer
+
+
 def start_twistd(
     workdir: Path, tap: str, args: Sequence[str], port: int, health_path: str = "/health"
 ) -> Peer:

@@ -34,6 +34,8 @@ from stowpair.archive.demo import generate_demo_study
 from stowpair.archive.index import SQLiteIndex
 from stowpair.archive.ingest import make_ingest_resource
 from stowpair.archive.rules import RuleEngine
+from stowpair.auth.jwks import make_key_set
+from stowpair.auth.jwt_validator import TokenValidator
 from stowpair.config.errors import ConfigError
 from stowpair.config.loader import load_config
 from stowpair.config.model import Config
@@ -47,6 +49,7 @@ from stowpair.queue.scheduler import ExportScheduler
 from stowpair.queue.service import QueueService
 from stowpair.queue.store import SQLiteTaskStore
 from stowpair.receiver.service import emulator_service, streaming_site
+from stowpair.receiver.settings import ReceiverSettings
 from stowpair.web.listen import ListenError, listen
 
 T = TypeVar("T")
@@ -118,8 +121,14 @@ class StowpairService(MultiService):
         self.transcoder = Transcoder(self.reactor)
         self.transcoder.start()
         self.exporter = StowExporter(
-            self.reactor, self.index, cfg.webapps, self.transcoder, work_dir
+            self.reactor,
+            self.index,
+            cfg.webapps,
+            self.transcoder,
+            work_dir,
+            keycloak_clients=cfg.keycloak_clients,
         )
+        self.ingest_validator = ingest_validator(cfg, self.reactor)
         self.tasks = SQLiteTaskStore.on_thread(tasks_database(cfg), self.reactor)
         providers = {"stow": self.exporter, "stowrs": self.exporter}
         self.scheduler = ExportScheduler(cfg, self.tasks, providers, self.reactor)
@@ -165,6 +174,10 @@ class StowpairService(MultiService):
         )
 
     async def _start(self, listening: Deferred[IListeningPort]) -> None:
+        if self.ingest_validator is not None:
+            # The listener is open already (a busy port must stop the process before the
+            # reactor runs); ingest requests before the keys are in get 503, Retry-After.
+            await self.ingest_validator.keys.refresh()
         self._bound(await listening)
         instances = await self.index.opened
         if not instances and self.config.demo_on_empty:
@@ -199,8 +212,11 @@ class StowpairService(MultiService):
 
     def _ingest_for(self, aet: str) -> IResource:
         if aet not in self._ingest:
+            settings = ReceiverSettings(
+                server_name=f"stowpair-{aet}", bearer_validator=self.ingest_validator
+            )
             self._ingest[aet] = make_ingest_resource(
-                aet, self.archive, self.reactor, self.run_blocking
+                aet, self.archive, self.reactor, self.run_blocking, settings
             )
         return self._ingest[aet]
 
@@ -282,7 +298,7 @@ class StowpairService(MultiService):
         self.scheduler.set_config(new)
         self.rules.set_config(new)
         self.api.set_config(new)
-        self.exporter.reconfigure(new.webapps)
+        self.exporter.reconfigure(new.webapps, new.keycloak_clients)
         self.log.info(
             "Configuration reloaded from {source}",
             source=str(path),
@@ -300,6 +316,7 @@ class StowpairService(MultiService):
             "emulator": (old.emulator, new.emulator),
             "archive": (old.archive, new.archive),
             "logging": (old.json_log, new.json_log),
+            "ingest": (old.ingest_auth, new.ingest_auth),
         }
         return [f"{name} changed: restart to apply" for name, (a, b) in pairs.items() if a != b]
 
@@ -319,6 +336,22 @@ class StowpairService(MultiService):
         closing = [self.transcoder.stop(), self.exporter.close(), self.index.close()]
         d = DeferredList(closing, consumeErrors=True)
         return d.addCallback(lambda _: self.pool.stop())
+
+
+def ingest_validator(config: Config, reactor: Any) -> TokenValidator | None:
+    """The ``[ingest]`` Bearer-token validator, or None when the endpoint is open."""
+    auth = config.ingest_auth
+    if auth is None:
+        return None
+    return TokenValidator(
+        make_key_set(reactor, auth.jwks, auth.issuer),
+        reactor,
+        issuer=auth.issuer,
+        audience=auth.audience,
+        required_scopes=auth.required_scopes,
+        leeway=auth.leeway,
+        realm=f"stowpair-{config.device.name}",
+    )
 
 
 class _RestRoot(Resource):

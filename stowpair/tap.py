@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import signal
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,10 @@ from stowpair.fsutil import folder_problem, log_file_problem
 from stowpair.logs import escape_console
 from stowpair.process import ProcessService
 from stowpair.receiver.endpoints import (
+    bearer_problem,
+    bearer_validator,
     client_timeouts,
+    jwks_problem,
     listen_endpoint,
     stowrsd_settings,
     tls_problem,
@@ -46,6 +50,8 @@ class StowpairOptions(usage.Options):
                 "invalid configuration:\n" + "\n".join(f"  {line}" for line in e.errors)
             ) from None
         problems = _folder_problems(self["loaded"], self["json-log"])
+        ingest = self["loaded"].ingest_auth
+        problems += [p for p in [jwks_problem(ingest.jwks if ingest else None)] if p]
         if problems:
             raise usage.UsageError("cannot start:\n" + "\n".join(f"  {p}" for p in problems))
 
@@ -149,6 +155,11 @@ class StowrsdOptions(usage.Options):
         ["tls-ca", None, None, "PEM CA certificates: require client certificates signed by them."],
         ["bearer-token", None, None, "Require 'Authorization: Bearer T' (env:NAME, file:PATH)."],
         ["basic-auth", None, None, "Require HTTP Basic USER:PASS (env:NAME, file:PATH)."],
+        ["oauth-issuer", None, None, "Require JWT access tokens from this issuer (checks iss)."],
+        ["jwks", None, None, "JWKS file or URL of the token signing keys (default: discovery)."],
+        ["audience", None, None, "Required aud claim of access tokens."],
+        ["required-scope", None, None, "Scopes every access token must grant ('a b')."],
+        ["leeway", None, "0", "Seconds of clock skew allowed when checking exp and nbf."],
         ["accept-transfer-syntax", None, "*", "Accepted transfer syntaxes (UIDs/keywords)."],
         ["max-request-size", None, None, "Largest request body, e.g. 2G (413 beyond)."],
         ["max-part-size", None, None, "Largest part, e.g. 600M (0xA700 beyond)."],
@@ -177,6 +188,7 @@ class StowrsdOptions(usage.Options):
             raise usage.UsageError(str(e)) from None
         log = None if self["json-log"] == "-" else Path(self["json-log"])
         problems = [
+            bearer_problem(self),
             tls_problem(self),
             folder_problem(Path(self["directory"]), "--directory"),
             log_file_problem(log, "--json-log") if log is not None else None,
@@ -216,10 +228,15 @@ def make_stowrsd_service(options: StowrsdOptions) -> IService:
     }
     top = ProcessService("stowrsd", summary, json_log)
     endpoint = listen_endpoint(reactor, options["host"], options["port"], options)
+    settings = options["settings"]
+    validator = bearer_validator(options, reactor)
+    if validator is not None:
+        summary["auth"] = "Bearer JWT (" + (options["oauth-issuer"] or options["jwks"]) + ")"
+        settings = replace(settings, bearer_validator=validator)
     receiver = ReceiverService(
         reactor,
         endpoint,
-        options["settings"],
+        settings,
         Path(options["directory"]),
         layout,
         fsync=not options["no-fsync"],

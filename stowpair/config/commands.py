@@ -10,7 +10,14 @@ from pathlib import Path
 from stowpair.config.durations import format_duration
 from stowpair.config.errors import ConfigError
 from stowpair.config.loader import load_config
-from stowpair.config.model import Config, Queue, WebApplication, WebAppProperties
+from stowpair.config.model import (
+    BearerAuth,
+    Config,
+    KeycloakClient,
+    Queue,
+    WebApplication,
+    WebAppProperties,
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -95,7 +102,62 @@ def _property_text(props: WebAppProperties) -> str:
     return " ".join(shown) or "(defaults)"
 
 
-def _webapp_lines(app: WebApplication | None, name: str) -> list[str]:
+def _keycloak_text(client: KeycloakClient) -> str:
+    """A Keycloak client in one line; secrets as ``********`` or their reference."""
+    who = f"client-id {client.client_id}"
+    if client.client_secret is not None:
+        who += f", client-secret {client.client_secret}"
+    if client.grant_type == "password":
+        who += f", uid {client.uid}, user-password {client.user_password}"
+    extra = [
+        f"{k} {v}"
+        for k, v in (
+            ("scope", client.scope),
+            ("audience", client.audience),
+            ("resource", client.resource),
+        )
+        if v
+    ]
+    tls = [
+        k
+        for k, v in (
+            ("allow-any-hostname", client.allow_any_hostname),
+            ("disable-trust-manager", client.disable_trust_manager),
+        )
+        if v
+    ]
+    return (
+        f"OAuth 2.0 {client.grant_type} at {client.token_url} ({who}, {client.client_auth}"
+        + "".join(f", {e}" for e in extra + tls)
+        + ")"
+    )
+
+
+def auth_text(app: WebApplication, config: Config) -> str:
+    """The Authorization a web app's requests carry (dcm4chee's precedence: Keycloak
+    client, then bearer-token, then basic-auth); secrets masked."""
+    props = app.properties
+    if app.keycloak_client:
+        client = config.keycloak_clients.get(app.keycloak_client)
+        if client is None:
+            return f"Bearer token from keycloak client {app.keycloak_client}: NOT DEFINED"
+        text = f"Bearer token from keycloak client {client.name}: {_keycloak_text(client)}"
+        ignored = [
+            n
+            for n, v in (("bearer-token", props.bearer_token), ("basic-auth", props.basic_auth))
+            if v
+        ]
+        if ignored:
+            text += f"; {' and '.join(ignored)} ignored (keycloak-client takes precedence)"
+        return text
+    if props.bearer_token is not None:
+        return f"Bearer token {props.bearer_token}"
+    if props.basic_auth is not None:
+        return f"HTTP Basic {props.basic_auth}"
+    return "none"
+
+
+def _webapp_lines(app: WebApplication | None, name: str, config: Config) -> list[str]:
     if app is None:
         return [f"    -> web app {name}: NOT DEFINED"]
     lines = [f"    -> web app {name}: {app.studies_url} [{', '.join(app.service_classes)}]"]
@@ -104,7 +166,20 @@ def _webapp_lines(app: WebApplication | None, name: str) -> list[str]:
     if not app.installed:
         lines.append("       note: not installed; exports to it fail")
     lines.append(f"       properties: {_property_text(app.properties)}")
+    lines.append(f"       auth: {auth_text(app, config)}")
     return lines
+
+
+def _ingest_text(auth: BearerAuth | None) -> str:
+    if auth is None:
+        return "open (no [ingest] table: no Bearer token required)"
+    checks = [
+        f"issuer {auth.issuer}" if auth.issuer else "",
+        f"keys {auth.jwks}" if auth.jwks else "keys from the issuer's discovery",
+        f"audience {auth.audience}" if auth.audience else "audience not checked",
+        f"scope {' '.join(auth.required_scopes)}" if auth.required_scopes else "",
+    ]
+    return "Bearer JWT access token required (" + ", ".join(c for c in checks if c) + ")"
 
 
 def _duration(seconds: float | None) -> str:
@@ -144,10 +219,15 @@ def summary_lines(config: Config) -> list[str]:
             f"  {exporter.exporter_id}: {exporter.uri}, queue {exporter.queue_name}, "
             f"AE {exporter.ae_title}, schedules {schedules}"
         )
-        lines += _webapp_lines(config.webapps.get(exporter.webapp_name), exporter.webapp_name)
+        app = config.webapps.get(exporter.webapp_name)
+        lines += _webapp_lines(app, exporter.webapp_name, config)
     unused = sorted(set(config.webapps) - {e.webapp_name for e in config.exporters.values()})
     if unused:
         lines.append(f"web apps not used by any exporter: {', '.join(unused)}")
+    if config.keycloak_clients:
+        lines.append(f"keycloak clients ({len(config.keycloak_clients)}):")
+        lines += [f"  {c.name}: {_keycloak_text(c)}" for c in config.keycloak_clients.values()]
+    lines.append(f"ingest: {_ingest_text(config.ingest_auth)}")
     lines.append(f"queues ({len(config.queues)}):")
     lines += [_queue_line(q) for q in config.queues.values()]
     lines.append(f"rules ({len(config.rules)}):")

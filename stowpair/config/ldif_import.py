@@ -1,7 +1,9 @@
 """dcm4chee LDIF → stowpair TOML (``stowpair config import-ldif``).
 
-Object classes read (reference §2, §4): dcmExporter, dcmWebApp, dicomNetworkConnection /
-dcmNetworkConnection, dicomDevice / dcmDevice, dicomNetworkAE, dcmQueue, dcmExportRule.
+Object classes read: dcmExporter, dcmWebApp, dicomNetworkConnection /
+dcmNetworkConnection, dicomDevice / dcmDevice, dicomNetworkAE, dcmQueue, dcmExportRule,
+dcmKeycloakClient (and its successor dcmKeycloakServer) → ``[keycloak-clients.ID]``, with
+a web app's ``dcmKeycloakClientID`` → ``keycloak-client``.
 A web app's URL comes from its first installed ``dicomNetworkConnectionReference``
 (https when the connection has a ``dicomTLSCipherSuite``, as dcm4che's
 ``WebApplication.getServiceURL``); ``dcmTCPConnectTimeout``/``dcmResponseTimeout`` (ms)
@@ -23,6 +25,7 @@ from stowpair.config.ldif import (
     parse_ldif,
     rdn_value,
 )
+from stowpair.config.ldif_keycloak import keycloak_id, keycloak_table, placeholder_keycloak
 from stowpair.config.ldif_queues import default_queue, queue_table, rule_table
 from stowpair.config.model import SECRET_PROPERTIES, WEBAPP_PROPERTIES
 from stowpair.config.toml_writer import Table, render
@@ -33,6 +36,7 @@ _KINDS = (  # checked in this order: a record may carry several object classes
     ("webapp", ("dcmwebapp",)),
     ("queue", ("dcmqueue",)),
     ("rule", ("dcmexportrule",)),
+    ("keycloak", ("dcmkeycloakclient", "dcmkeycloakserver")),
     ("connection", ("dicomnetworkconnection", "dcmnetworkconnection")),
     ("ae", ("dicomnetworkae",)),
     ("device", ("dicomdevice", "dcmdevice")),
@@ -136,12 +140,6 @@ class _Importer:
                     f"{name} is written in clear in the output; consider "
                     f'{name} = "env:NAME" (or "file:PATH") there',
                 )
-        if record.first("dcmKeycloakClientID"):
-            self.warn(
-                record,
-                label,
-                "dcmKeycloakClientID is not supported; set bearer-token or basic-auth instead",
-            )
 
     def webapp(self, record: LdifRecord, name: str) -> list[Table]:
         label = f'webapp "{name}"'
@@ -170,6 +168,8 @@ class _Importer:
         device = self.devices.get(parent_dn(record.dn))
         if not _installed(record) or (device is not None and not _installed(device)):
             table.add("installed", False)  # dcm4che: the web app and its device
+        if record.first("dcmKeycloakClientID"):
+            table.add("keycloak-client", record.first("dcmKeycloakClientID") or "")
         self._properties(record, label, props)
         tables = [table]
         if props:
@@ -269,6 +269,26 @@ def _webapp_tables(importer: _Importer, exporters: list[Table]) -> list[Table]:
     return tables
 
 
+def _keycloak_tables(importer: _Importer, webapps: list[Table]) -> list[Table]:
+    """The keycloak clients of the LDIF, and a placeholder for each one a web app names
+    that the LDIF does not define."""
+    tables: dict[str, Table] = {}
+    for record in importer.by_kind["keycloak"]:
+        table = keycloak_table(record, importer.warnings)
+        if table is not None and keycloak_id(record) not in tables:
+            tables[keycloak_id(record)] = table
+    wanted = [str(v) for t in webapps for k, v, _ in t.items if k == "keycloak-client"]
+    for name in dict.fromkeys(wanted):
+        if name not in tables:
+            tables[name] = placeholder_keycloak(name)
+            importer.warnings.append(
+                f'keycloak client "{name}" is used by a web app but not defined in the LDIF; '
+                f"a placeholder [keycloak-clients.{name}] was written: set its url, realm "
+                "and client-secret"
+            )
+    return list(tables.values())
+
+
 def convert(records: list[LdifRecord], sources: Sequence[str]) -> tuple[str, list[str]]:
     """TOML text equivalent to ``records`` and the warnings to show the user."""
     importer = _Importer()
@@ -283,7 +303,9 @@ def convert(records: list[LdifRecord], sources: Sequence[str]) -> tuple[str, lis
     tables = [head]
     device = _device_table(importer, exporters)
     tables += [device] if device else []
-    tables += _webapp_tables(importer, exporters)
+    webapps = _webapp_tables(importer, exporters)
+    tables += webapps
+    tables += _keycloak_tables(importer, webapps)
     tables += exporters
     queues: dict[str, Table] = {}
     for record in importer.by_kind["queue"]:

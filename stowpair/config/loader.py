@@ -16,6 +16,7 @@ from typing import Any
 from stowpair.config.checks import Checker, Section, known, show
 from stowpair.config.errors import ConfigError
 from stowpair.config.exports import read_exporter, read_queue, read_rule
+from stowpair.config.keycloak import read_ingest, read_keycloak_client
 from stowpair.config.locate import Locator
 from stowpair.config.model import (
     ArchivePaths,
@@ -39,6 +40,8 @@ TOP_KEYS = (
     "exporters",
     "queues",
     "rules",
+    "keycloak-clients",
+    "ingest",
 )
 LAYOUTS = ("uid", "unpack", "discard")
 
@@ -151,7 +154,17 @@ def _named_tables(checker: Checker, doc: dict[str, Any], key: str) -> dict[str, 
 
 
 def _cross_check(checker: Checker, config: Config) -> None:
-    """References between entries: exporter → web app, queue, AE; rule → exporters."""
+    """References between entries: exporter → web app, queue, AE; rule → exporters;
+    web app → keycloak client."""
+    for app in config.webapps.values():
+        if app.keycloak_client and app.keycloak_client not in config.keycloak_clients:
+            checker.error(
+                f'webapp "{app.name}"',
+                f'keycloak-client "{app.keycloak_client}" is not defined (defined: '
+                f"{known(config.keycloak_clients)}); add [keycloak-clients.{app.keycloak_client}]",
+                ("webapps", app.name),
+                "keycloak-client",
+            )
     for exporter in config.exporters.values():
         entry, path = f'exporter "{exporter.exporter_id}"', ("exporters", exporter.exporter_id)
         name = exporter.webapp_name
@@ -250,6 +263,11 @@ def build_config(doc: dict[str, Any], checker: Checker, source: Path) -> Config:
             n: read_queue(checker, n, d) for n, d in _named_tables(checker, doc, "queues").items()
         },
         rules=tuple(read_rule(checker, i, d) for i, d in enumerate(rules)),
+        keycloak_clients={
+            n: read_keycloak_client(checker, n, d)
+            for n, d in _named_tables(checker, doc, "keycloak-clients").items()
+        },
+        ingest_auth=read_ingest(checker, doc["ingest"]) if "ingest" in doc else None,
     )
     _cross_check(checker, config)
     return config

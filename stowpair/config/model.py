@@ -125,10 +125,61 @@ class WebApplication:
     properties: WebAppProperties = field(default_factory=WebAppProperties)
     description: str = ""
     installed: bool = True
+    #: ID of a ``[keycloak-clients.ID]`` (dcm4chee ``dcmKeycloakClientID``): its access
+    #: tokens are sent, ahead of ``bearer-token`` and ``basic-auth``.
+    keycloak_client: str | None = None
 
     @property
     def studies_url(self) -> str:
         return self.url.rstrip("/") + "/studies"
+
+
+@dataclass(frozen=True)
+class KeycloakClient:
+    """An OAuth 2.0 client (dcm4chee ``dcmKeycloakClient``) that fetches access tokens.
+
+    ``token_url`` is the token endpoint: given as ``token-url``, or Keycloak's
+    ``{url}/realms/{realm}/protocol/openid-connect/token`` from ``url`` (dcmURI) and
+    ``realm`` (dcmKeycloakRealm).
+    """
+
+    name: str
+    token_url: str
+    client_id: str
+    grant_type: str = "client_credentials"
+    client_secret: Secret | None = None
+    #: Resource owner (``uid``) and ``userPassword`` for the password grant.
+    uid: str | None = None
+    user_password: Secret | None = None
+    url: str | None = None
+    realm: str | None = None
+    scope: str | None = None
+    audience: str | None = None
+    resource: str | None = None
+    #: ``client_secret_basic`` (HTTP Basic) or ``client_secret_post`` (in the body).
+    client_auth: str = "client_secret_basic"
+    allow_any_hostname: bool = False
+    disable_trust_manager: bool = False
+    ca_file: Path | None = None
+    #: A token is refreshed this many seconds before it expires (at most 20% of its life).
+    refresh_skew: float = 30.0
+    #: Seconds a token request may take.
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class BearerAuth:
+    """JWT access-token validation for an endpoint (``[ingest]``; stowrsd's options).
+
+    ``jwks`` is a JWKS file (absolute path) or URL; without it the keys are found
+    through the issuer's discovery document. None = that claim is not checked.
+    """
+
+    issuer: str | None = None
+    jwks: str | None = None
+    audience: str | None = None
+    required_scopes: tuple[str, ...] = ()
+    leeway: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -213,3 +264,6 @@ class Config:
     exporters: dict[str, Exporter] = field(default_factory=dict)
     queues: dict[str, Queue] = field(default_factory=dict)
     rules: tuple[ExportRule, ...] = ()
+    keycloak_clients: dict[str, KeycloakClient] = field(default_factory=dict)
+    #: Bearer-token validation of the archive's STOW-RS ingest endpoint; None = open.
+    ingest_auth: BearerAuth | None = None

@@ -28,6 +28,7 @@ WEBAPP_KEYS = (
     "description",
     "installed",
     "properties",
+    "keycloak-client",
 )
 _UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+", re.ASCII)
 _SERVICE_CLASS = re.compile(r"[A-Z][A-Z0-9_]*", re.ASCII)
@@ -200,4 +201,5 @@ def read_webapp(checker: Checker, name: str, data: Any) -> WebApplication:
         properties=read_properties(props) if props else WebAppProperties(),
         description=app.string("description", ""),
         installed=app.boolean("installed", True),
+        keycloak_client=app.string("keycloak-client", "") or None,
     )

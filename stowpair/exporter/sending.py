@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.logger import Logger
 
 from stowpair.archive.model import InstanceRecord
+from stowpair.auth.tokens import TokenError
 from stowpair.dicom.transfer_syntax import select
 from stowpair.exporter.body import BodyPart
 from stowpair.exporter.client import HTTPAnswer, StowClient
@@ -21,6 +22,7 @@ from stowpair.exporter.reconcile import Verdict, acknowledges_nothing, reconcile
 from stowpair.logs import register_events
 
 if TYPE_CHECKING:
+    from stowpair.exporter.auth import RequestAuth
     from stowpair.exporter.stow import Transcoder
 
 register_events(
@@ -30,6 +32,7 @@ register_events(
             "failed", "reason", "elapsed",
         ),
         "exporter.request.split": ("webapp", "url", "instances", "bytes"),
+        "exporter.request.unauthorized": ("webapp", "url", "instances", "retry"),
         "exporter.peer.transfer_syntax_ignored": ("webapp", "url"),
         "exporter.bug": (),
         "exporter.instance.failed": (
@@ -87,15 +90,14 @@ class Attempt:
         self,
         reactor: Any,
         client: StowClient,
-        auth: bytes | None,
+        auth: RequestAuth,
         transcoder: Transcoder | None,
         work_dir: Path | None,
     ) -> None:
         self._reactor = reactor
         self.client = client
         self._headers = {b"Accept": ACCEPT}
-        if auth is not None:
-            self._headers[b"Authorization"] = auth
+        self._auth = auth
         self._transcoder = transcoder
         self._work_dir = work_dir
         self._results: dict[str, InstanceOutcome] = {}
@@ -215,13 +217,24 @@ class Attempt:
             return None
         return _Prepared(item, BodyPart(temp, target, size), temp)
 
-    async def _post(self, prepared: list[_Prepared]) -> None:
+    async def _post(self, prepared: list[_Prepared], retried: bool = False) -> None:
+        """One request; on a 401 to an access token, one retry with a fresh token."""
         started = self._reactor.seconds()
         url = self.client.webapp.studies_url
         total = sum(p.part.size for p in prepared)
         with_parameter = self.client.transfer_syntax_parameter
+        headers = dict(self._headers)
         try:
-            answer, _ = await self.client.post([p.part for p in prepared], self._headers)
+            auth = await self._auth.header()
+        except TokenError as e:  # the queue retries: the token endpoint may recover
+            self._finish(
+                prepared, {}, Verdict(InstanceStatus.FAILED, str(e), retryable=True), None, started
+            )
+            return
+        if auth is not None:
+            headers[b"Authorization"] = auth
+        try:
+            answer, _ = await self.client.post([p.part for p in prepared], headers)
         except Exception as e:
             reason, retryable = describe(e, url)
             verdict = Verdict(InstanceStatus.FAILED, reason, retryable=retryable)
@@ -240,10 +253,21 @@ class Attempt:
             await self._post(prepared[:half])
             await self._post(prepared[half:])
             return
+        if answer.status == 401 and not retried and self._auth.refused(auth):
+            self.log.info(
+                "{url} answered 401 to {instances} instances: retrying once with a new token",
+                event="exporter.request.unauthorized",
+                webapp=self.client.webapp.name,
+                url=url,
+                instances=len(prepared),
+                retry=True,
+            )
+            await self._post(prepared, retried=True)
+            return
         if with_parameter and acknowledges_nothing(answer):
             if self.client.transfer_syntax_parameter:
                 self._drop_transfer_syntax_parameter(url)
-            await self._post(prepared)
+            await self._post(prepared, retried)
             return
         self._finish(prepared, self._verdicts(prepared, answer), None, answer.status, started)
 

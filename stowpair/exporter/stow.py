@@ -17,8 +17,15 @@ from twisted.logger import Logger
 from twisted.web.iweb import IAgent
 
 from stowpair.archive.model import InstanceIndex, QueryResult
-from stowpair.config.model import WebApplication
-from stowpair.exporter.auth import AuthConfigError, authorization_header
+from stowpair.auth.tokens import TokenError
+from stowpair.config.model import KeycloakClient, WebApplication
+from stowpair.exporter.auth import (
+    AuthConfigError,
+    RequestAuth,
+    StaticAuth,
+    TokenAuth,
+    authorization_header,
+)
 from stowpair.exporter.client import StowClient
 from stowpair.exporter.outcome import (
     Cancellation,
@@ -31,6 +38,7 @@ from stowpair.exporter.outcome import (
 from stowpair.exporter.outcome_rule import entity_text, outcome_message, outcome_status
 from stowpair.exporter.sending import Attempt, Item, make_batches
 from stowpair.exporter.tls import TLSConfigError
+from stowpair.exporter.tokens import TokenSources
 from stowpair.logs import register_events
 
 register_events(
@@ -57,8 +65,9 @@ class StowExporter:
     ``webapps`` is the configuration's Web Applications by name (``reconfigure`` swaps
     them on reload). ``transcoder`` decompresses when a web app's transfer-syntax list
     requires it (None: such instances fail with a clear reason). ``work_dir`` holds the
-    decompressed temp files while they are sent. ``agent_factory`` replaces the real HTTP
-    agent in tests.
+    decompressed temp files while they are sent. ``keycloak_clients`` are the OAuth 2.0
+    clients web apps name in ``keycloak-client``. ``agent_factory`` replaces the real HTTP
+    agent in tests (also for token endpoints).
     """
 
     log = Logger()
@@ -71,6 +80,7 @@ class StowExporter:
         transcoder: Transcoder | None = None,
         work_dir: Path | None = None,
         agent_factory: Callable[[WebApplication], IAgent] | None = None,
+        keycloak_clients: Mapping[str, KeycloakClient] | None = None,
     ) -> None:
         self._reactor = reactor
         self._index = index
@@ -79,10 +89,17 @@ class StowExporter:
         self._work_dir = work_dir
         self._agent_factory = agent_factory
         self._clients: dict[str, StowClient] = {}
+        self.tokens = TokenSources(reactor, keycloak_clients or {}, agent_factory)
 
-    def reconfigure(self, webapps: Mapping[str, WebApplication]) -> None:
+    def reconfigure(
+        self,
+        webapps: Mapping[str, WebApplication],
+        keycloak_clients: Mapping[str, KeycloakClient] | None = None,
+    ) -> None:
         """Use new Web Applications; clients of changed ones are rebuilt on next use."""
         self._webapps = dict(webapps)
+        if keycloak_clients is not None:
+            self.tokens.reconfigure(keycloak_clients)
         for name, client in list(self._clients.items()):
             if self._webapps.get(name) != client.webapp:
                 del self._clients[name]
@@ -91,7 +108,7 @@ class StowExporter:
     def close(self) -> Deferred[Any]:
         """Close every kept-alive connection."""
         clients, self._clients = list(self._clients.values()), {}
-        return DeferredList([c.close() for c in clients])
+        return DeferredList([c.close() for c in clients] + [self.tokens.close()])
 
     def webapp(self, name: str, check_service_class: bool = True) -> WebApplication:
         """The destination, or ExportError with dcm4chee's message."""
@@ -144,16 +161,37 @@ class StowExporter:
         if not query.instances and not query.missing:
             return Outcome(TaskStatus.WARNING, f"Could not find {entity}")
         webapp = self.webapp(name, check_service_class)
-        try:
-            auth = authorization_header(webapp.properties, webapp.name)
-        except AuthConfigError as e:
-            raise ExportError(str(e)) from None
+        auth = await self._auth(webapp)
         attempt = Attempt(
             self._reactor, self._client(webapp), auth, self._transcoder, self._work_dir
         )
         outcome = await self._send_all(request, query, attempt, cancellation, entity)
         self._log_export(request, webapp, outcome, self._reactor.seconds() - started)
         return outcome
+
+    async def _auth(self, webapp: WebApplication) -> RequestAuth:
+        """dcm4chee's precedence: keycloak-client, bearer-token, basic-auth. A token is
+        fetched before anything is sent, so a token endpoint error ends the attempt with
+        that error (and the queue retries it) instead of failing every instance."""
+        if webapp.keycloak_client is None:
+            try:
+                return StaticAuth(authorization_header(webapp.properties, webapp.name))
+            except AuthConfigError as e:
+                raise ExportError(str(e)) from None
+        try:
+            auth = TokenAuth(self.tokens.get(webapp.keycloak_client))
+        except KeyError:
+            raise ExportError(
+                f"webapp {webapp.name!r}: keycloak-client {webapp.keycloak_client!r} "
+                "is not configured"
+            ) from None
+        except TLSConfigError as e:
+            raise ExportError(str(e)) from None
+        try:
+            await auth.header()
+        except TokenError as e:
+            raise ExportError(str(e)) from None
+        return auth
 
     async def _send_all(
         self,

@@ -10,6 +10,8 @@ from twisted.internet import ssl
 from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.interfaces import IStreamServerEndpoint
 
+from stowpair.auth.jwks import JWKSError, is_url, make_key_set
+from stowpair.auth.jwt_validator import TokenValidator
 from stowpair.config.model import ClientTimeouts
 from stowpair.config.secret import Secret, SecretError
 from stowpair.receiver.settings import (
@@ -100,6 +102,61 @@ def _secret(options: Mapping[str, Any], name: str) -> Secret | None:
     except SecretError as e:
         raise ValueError(f"--{name} {secret}: {e}") from None
     return secret
+
+
+def _scopes(options: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple((options.get("required-scope") or "").replace(",", " ").split())
+
+
+def jwks_problem(jwks: str | None) -> str | None:
+    """None when ``jwks`` is None, a URL, or a readable JWK Set file."""
+    if jwks is None or is_url(jwks):
+        return None
+    try:
+        make_key_set(None, jwks, None)
+    except JWKSError as e:
+        return str(e)
+    return None
+
+
+def bearer_problem(options: Mapping[str, Any]) -> str | None:
+    """None when the JWT options (--oauth-issuer, --jwks, --audience, --required-scope,
+    --leeway) fit together, else one sentence."""
+    issuer, jwks = options.get("oauth-issuer"), options.get("jwks")
+    if not issuer and not jwks:
+        for name in ("audience", "required-scope"):
+            if options.get(name):
+                return f"--{name} needs --jwks FILE|URL or --oauth-issuer URL"
+        return None
+    if options.get("bearer-token"):
+        return (
+            "--bearer-token and --jwks/--oauth-issuer exclude each other: "
+            "a Bearer token is either one fixed value or a validated JWT"
+        )
+    if issuer and not is_url(issuer):
+        return f"--oauth-issuer {issuer!r}: expected an http:// or https:// URL"
+    try:
+        _number(options, "leeway", float)
+    except ValueError as e:
+        return str(e)
+    problem = jwks_problem(jwks)
+    return f"--jwks: {problem}" if problem else None
+
+
+def bearer_validator(options: Mapping[str, Any], reactor: Any) -> TokenValidator | None:
+    """The JWT validator the options ask for (checked by bearer_problem), or None."""
+    issuer, jwks = options.get("oauth-issuer"), options.get("jwks")
+    if not issuer and not jwks:
+        return None
+    return TokenValidator(
+        make_key_set(reactor, jwks, issuer),
+        reactor,
+        issuer=issuer,
+        audience=options.get("audience"),
+        required_scopes=_scopes(options),
+        leeway=_number(options, "leeway", float),
+        realm="stowrsd",
+    )
 
 
 def _tls_options(cert: str, key: str | None, ca: str | None) -> ssl.CertificateOptions:

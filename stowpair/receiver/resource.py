@@ -33,10 +33,9 @@ from stowpair.dicom.response import (
 )
 from stowpair.dicom.uids import InvalidUID, validate_uid
 from stowpair.logs import register_events
+from stowpair.receiver.access import refusal
 from stowpair.receiver.http_util import (
     SUPPORTED_RESPONSE_TYPES,
-    authorized,
-    challenges,
     cors_headers,
     negotiate,
     stow_status,
@@ -197,12 +196,9 @@ class StowResource(Resource):
             forbidden = cross_site_problem(request)
             if forbidden is not None:
                 return self._early(request, 403, forbidden)
-        if not authorized(_header(request, b"authorization"), s.bearer_token, s.basic_auth):
-            www = [
-                ("WWW-Authenticate", c)
-                for c in challenges(s.bearer_token, s.basic_auth, s.server_name)
-            ]
-            return self._early(request, 401, "credentials missing or not accepted", www)
+        refused = refusal(_header(request, b"authorization"), s)
+        if refused is not None:
+            return self._early(request, refused.status, refused.reason, list(refused.headers))
         accept = [v.decode("latin-1") for v in request.requestHeaders.getRawHeaders(b"accept", [])]
         media = negotiate(accept)
         if media is None:

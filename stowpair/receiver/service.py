@@ -99,6 +99,11 @@ class ReceiverService(Service):
         super().startService()
         self.pool.start()
         self.storage.prepare()  # mkdir + remove stale temp files, before accepting requests
+        validator = self.resource.settings.bearer_validator
+        if validator is not None:
+            # Token signing keys: a file is read now; a URL is fetched while the listener
+            # opens (requests before the keys are in get 503 with Retry-After). Never fails.
+            validator.keys.refresh()
         self.bind()
 
     def bind(self) -> None:

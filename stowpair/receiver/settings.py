@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pydicom.uid import UID_dictionary
 
 from stowpair.config.secret import Secret
 from stowpair.dicom.uids import is_valid_uid
 from stowpair.receiver.mpr_parser import Limits
+
+if TYPE_CHECKING:
+    from stowpair.auth.jwt_validator import TokenValidator
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,8 @@ class ReceiverSettings:
     bearer_token: Secret | None = None
     #: ``user:password``.
     basic_auth: Secret | None = None
+    #: Validates Bearer JWT access tokens (``--oauth-issuer``/``--jwks``); None = off.
+    bearer_validator: TokenValidator | None = None
     faults: FaultSettings = field(default_factory=FaultSettings)
     limits: Limits = field(default_factory=Limits)
     #: Name in ``Warning`` headers and logs.

@@ -176,7 +176,9 @@ def test_full_skips_non_stow(full: tuple[Config, list[str], str]) -> None:
     assert any('exporter "Dicom": dcmURI dicom:STORESCP is not a STOW-RS' in w for w in warnings)
     assert any('webapp "Wado": no STOW_RS service class' in w for w in warnings)
     assert any("dcmProperty 'X-Custom=1' is not used for STOW-RS; skipped" in w for w in warnings)
-    assert any("dcmKeycloakClientID is not supported" in w for w in warnings)
+    assert any('keycloak client "kc" is used by a web app but not defined' in w for w in warnings)
+    assert config.webapps["Local"].keycloak_client == "kc"
+    assert str(config.keycloak_clients["kc"].client_secret) == "env:KEYCLOAK_KC_SECRET"
 
 
 def test_full_unknown_class(full: tuple[Config, list[str], str]) -> None:
@@ -231,3 +233,72 @@ def test_missing_connection_gives_placeholder(tmp_path: Path) -> None:
     config, warnings, _ = _round_trip(tmp_path, _ldif(tmp_path, text))
     assert config.webapps["W"].url == PLACEHOLDER_URL
     assert any("connection cn=gone,dicomDeviceName=d is not in the LDIF" in w for w in warnings)
+
+
+KEYCLOAK = f"""\
+dn: dcmKeycloakClientID=stow-client,{ARC}
+objectClass: dcmKeycloakClient
+dcmKeycloakClientID: stow-client
+dcmURI: https://keycloak.hospital.org:8843
+dcmKeycloakRealm: dcm4che
+dcmKeycloakGrantType: client_credentials
+dcmKeycloakClientSecret: kc-Very-Secret
+dcmTLSAllowAnyHostname: TRUE
+
+dn: dcmKeycloakClientID=user-client,{ARC}
+objectClass: dcmKeycloakClient
+dcmKeycloakClientID: user-client
+dcmURI: https://keycloak.hospital.org:8843
+dcmKeycloakRealm: dcm4che
+dcmKeycloakGrantType: password
+uid: exporter
+userPassword: user-Very-Secret
+
+dn: dcmWebAppName=Cloud,{ARC}
+objectClass: dcmWebApp
+dcmWebAppName: Cloud
+dcmWebServiceClass: STOW_RS
+dcmWebServicePath: /rs
+dicomNetworkConnectionReference: cn=dicom,{ARC}
+dcmKeycloakClientID: stow-client
+dcmProperty: bearer-token=ignored-token
+
+dn: cn=dicom,{ARC}
+objectClass: dicomNetworkConnection
+dicomHostname: cloud.example.org
+dicomPort: 443
+dicomTLSCipherSuite: TLS_AES_128_GCM_SHA256
+
+dn: dcmExporterID=Cloud,{ARC}
+objectClass: dcmExporter
+dcmExporterID: Cloud
+dcmURI: stow:Cloud
+dcmQueueName: Export1
+dicomAETitle: ARC1
+"""
+
+
+def test_keycloak_clients_round_trip_through_config_check(tmp_path: Path) -> None:
+    """When Keycloak clients are imported, config check shows the effective auth, masked."""
+    from stowpair.config.commands import summary_lines
+
+    config, warnings, _ = _round_trip(tmp_path, _ldif(tmp_path, KEYCLOAK))
+    client = config.keycloak_clients["stow-client"]
+    assert client.token_url == (
+        "https://keycloak.hospital.org:8843/realms/dcm4che/protocol/openid-connect/token"
+    )
+    assert (client.grant_type, client.allow_any_hostname) == ("client_credentials", True)
+    assert client.client_secret is not None and client.client_secret.reveal() == "kc-Very-Secret"
+    user = config.keycloak_clients["user-client"]
+    assert (user.grant_type, user.uid) == ("password", "exporter")
+    assert config.webapps["Cloud"].keycloak_client == "stow-client"
+    assert any("client-secret is written in clear" in w for w in warnings)
+    summary = "\n".join(summary_lines(config))
+    assert (
+        "auth: Bearer token from keycloak client stow-client: OAuth 2.0 client_credentials at "
+        "https://keycloak.hospital.org:8843/realms/dcm4che/protocol/openid-connect/token "
+        "(client-id stow-client, client-secret ********, client_secret_basic, "
+        "allow-any-hostname); bearer-token ignored (keycloak-client takes precedence)"
+    ) in summary
+    for secret in ("kc-Very-Secret", "user-Very-Secret", "ignored-token"):
+        assert secret not in summary

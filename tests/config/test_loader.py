@@ -156,7 +156,8 @@ ERROR_CASES = [
         'colour = "red"\n',
         [
             'F:1: top level: unknown key "colour" (known: base_dir, demo_on_empty, device, rest, '
-            "emulator, archive, logging, webapps, exporters, queues, rules)"
+            "emulator, archive, logging, webapps, exporters, queues, rules, keycloak-clients, "
+            "ingest)"
         ],
     ),
     (

@@ -159,6 +159,8 @@ class StowSink(Resource):
         self.log.headers.append(headers)
         self.log.sizes.append(len(body))
         expected = b.get("auth")
+        if callable(expected):  # e.g. the token endpoint's latest token
+            expected = expected()
         if expected is not None and headers.get("authorization", [""])[0] != expected:
             request.setResponseCode(401)
             request.setHeader("WWW-Authenticate", 'Basic realm="sink"')

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor
 from twisted.python import usage
 
@@ -81,3 +82,45 @@ def test_timeout_options() -> None:
     )  # fmt: skip
     t = o["timeouts"]
     assert (t.header, t.body, t.body_min_rate, t.idle) == (5.0, 7.5, 0.0, 30.0)
+
+
+JWT_OPTION_ERRORS = [
+    (["--audience", "x"], "--audience needs --jwks FILE|URL or --oauth-issuer URL"),
+    (["--jwks", "http://i/jwks", "--bearer-token", "t"], "exclude each other"),
+    (["--oauth-issuer", "idp.example"], "expected an http:// or https:// URL"),
+    (["--jwks", "http://i/jwks", "--leeway", "soon"], "--leeway 'soon': expected a number"),
+    (["--jwks", "/no/such/jwks.json"], "--jwks: cannot read the JWKS file /no/such/jwks.json"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), JWT_OPTION_ERRORS)
+def test_jwt_option_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    """When the token-validation options do not fit together, the UsageError says why."""
+    with pytest.raises(usage.UsageError, match=message.replace("|", r"\|")):
+        tap.StowrsdOptions().parseOptions([*args, "-d", str(tmp_path), "--json-log", "-"])
+
+
+def test_jwt_options_build_a_validator(tmp_path: Path) -> None:
+    """When --jwks names a JWK Set file, stowrsd validates tokens with its keys."""
+    from stowpair.receiver.endpoints import bearer_validator
+    from tests.auth.keys import Signer, write_jwks
+
+    jwks = write_jwks(tmp_path / "jwks.json", Signer())
+    o = tap.StowrsdOptions()
+    o.parseOptions(
+        [
+            "--jwks",
+            str(jwks),
+            "--audience",
+            "a",
+            "--required-scope",
+            "stow,write",
+            "-d",
+            str(tmp_path),
+            "--json-log",
+            "-",
+        ]
+    )
+    validator = bearer_validator(o, Clock())
+    assert validator is not None
+    assert (validator.audience, validator.required_scopes) == ("a", ("stow", "write"))
