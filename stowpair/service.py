@@ -50,7 +50,7 @@ from stowpair.queue.service import QueueService
 from stowpair.queue.store import SQLiteTaskStore
 from stowpair.receiver.service import emulator_service, streaming_site
 from stowpair.receiver.settings import ReceiverSettings
-from stowpair.web.listen import ListenError, listen
+from stowpair.web.listen import ListenError, hold_until, listen
 
 T = TypeVar("T")
 
@@ -174,11 +174,14 @@ class StowpairService(MultiService):
         )
 
     async def _start(self, listening: Deferred[IListeningPort]) -> None:
+        port = await listening
         if self.ingest_validator is not None:
-            # The listener is open already (a busy port must stop the process before the
-            # reactor runs); ingest requests before the keys are in get 503, Retry-After.
-            await self.ingest_validator.keys.refresh()
-        self._bound(await listening)
+            # The port is open (a busy one stops the process before the reactor runs),
+            # but no request is read before the ingest's signing keys are loaded.
+            keys = self.ingest_validator.keys.refresh()
+            hold_until(port, keys)
+            await keys
+        self._bound(port)
         instances = await self.index.opened
         if not instances and self.config.demo_on_empty:
             try:

@@ -26,7 +26,7 @@ from stowpair.receiver.settings import ReceiverSettings
 from stowpair.receiver.storage import make_storage
 from stowpair.web.channel import GuardedSite
 from stowpair.web.errors import ErrorStyle
-from stowpair.web.listen import describe, listen
+from stowpair.web.listen import describe, hold_until, listen
 
 T = TypeVar("T")
 
@@ -91,6 +91,7 @@ class ReceiverService(Service):
         self.port: IListeningPort | None = None
         self.listening: Deferred[IListeningPort] = Deferred()
         self._bound = False
+        self._keys: Deferred[None] | None = None  # token signing keys being loaded
 
     def run_blocking(self, f: Callable[[], T]) -> Deferred[T]:
         return deferToThreadPool(self.reactor, self.pool, f)
@@ -100,10 +101,8 @@ class ReceiverService(Service):
         self.pool.start()
         self.storage.prepare()  # mkdir + remove stale temp files, before accepting requests
         validator = self.resource.settings.bearer_validator
-        if validator is not None:
-            # Token signing keys: a file is read now; a URL is fetched while the listener
-            # opens (requests before the keys are in get 503 with Retry-After). Never fails.
-            validator.keys.refresh()
+        # Token signing keys are loaded before the first request is read (never fails).
+        self._keys = validator.keys.refresh() if validator else None
         self.bind()
 
     def bind(self) -> None:
@@ -128,6 +127,8 @@ class ReceiverService(Service):
 
     def _listening(self, port: IListeningPort) -> None:
         self.port = port
+        if self._keys is not None:
+            hold_until(port, self._keys)
         addr: Any = port.getHost()
         self.log.info(
             "{role} listening on {host}:{port}",

@@ -48,3 +48,15 @@ def listen(
         d.addErrback(lambda _: None)  # reported by the exception instead
         raise ListenError(describe(outcome[0], what))
     return d
+
+
+def hold_until(port: IListeningPort, ready: Deferred[Any]) -> None:
+    """Accept no connection on ``port`` until ``ready`` fires (clients wait in the
+    listen backlog): the port is open, so a busy one was found at once, but no request is
+    read before what it needs (token signing keys) is loaded. TCP and TLS ports are file
+    descriptors whose reading can be stopped; other ports accept at once."""
+    stop, start = getattr(port, "stopReading", None), getattr(port, "startReading", None)
+    if ready.called or stop is None or start is None:
+        return
+    stop()
+    ready.addBoth(lambda result: (start(), result)[1])
