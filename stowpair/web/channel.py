@@ -38,7 +38,7 @@ from stowpair.web.errors import (
 
 register_events(
     {
-        "http.timeout": ("peer", "phase", "elapsed", "received", "limit"),
+        "http.timeout": ("peer", "phase", "elapsed", "received", "limit", "message"),
         "http.refused": ("peer", "status", "error"),
         "http.error": ("method", "uri", "error"),
     }
