@@ -25,6 +25,7 @@ setup(
         "service-identity>=24.1.0",
         "pyopenssl>=24.2.1",
         "pyjwt[crypto]>=2.8",
+        "pynetdicom>=2.1",
     ],
     extras_require={
         "test": [

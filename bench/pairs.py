@@ -438,6 +438,10 @@ class StowpairToOrthanc(_StowpairSender):
 
 
 def pairs_for(scenario: str) -> list[Pair]:
+    if scenario.startswith("D"):  # DICOM (DIMSE): bench/dimse_pairs.py
+        from bench.dimse_pairs import dimse_pairs_for
+
+        return dimse_pairs_for(scenario)
     common: list[Pair] = [OrthancToOrthanc(), OrthancToStowrsd(), DicomwebClientToStowrsd()]
     if scenario == "S1":
         ours: list[Pair] = [StowpairToStowrsd(c, b) for c in (1, 4) for b in (1, 10)]

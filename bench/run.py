@@ -1,7 +1,9 @@
 """stowpair benchmark: each scenario's pairs run alternately, medians reported.
 
-    python bench/run.py            # full: S1 1,000 x 100 KB, S2 20 x 50 MB, S3 200 SV1
+    python bench/run.py            # full: S1 1,000 x 100 KB, S2 20 x 50 MB, S3 200 SV1,
+                                   # D1/D2 (DICOM C-STORE) on the S1 study
     python bench/run.py --quick    # smoke run, under a minute
+    python bench/run.py --only D1 D2   # only the DICOM scenarios
 
 Writes bench/results/<timestamp>.json and prints a Markdown table. Peers (Orthanc, nginx,
 dcmtk) come from Debian; a pair whose peer is missing is reported as skipped.
@@ -70,6 +72,7 @@ def _prepare(work: Path, sizes: Sizes) -> dict[str, list[Path]]:
         sets["S3"] = data.compress_sv1(s3_raw, work / "s3")
     except RuntimeError as e:
         print(f"S3 skipped: {e}", file=sys.stderr)
+    sets["D1"] = sets["D2"] = sets["S1"]  # C-STORE in / out: the same study as S1
     if sizes.s4_instances:
         sets["S4"] = data.make_study(work / "s4", sizes.s4_instances, sizes.s4_kb, seed=4)
     print(f"data ready in {time.monotonic() - t0:.1f}s", file=sys.stderr)
@@ -193,6 +196,20 @@ def targets(rows: list[Row]) -> list[str]:
         0.8,
         "S3 stowpair decompress+send vs dcmdjpeg (inst/s)",
     )
+    ratio(
+        ("D1", "storescu→stowpair SCP"),
+        ("D1", "storescu→orthanc"),
+        "instances_per_s",
+        1.0,
+        "D1 storescu→stowpair C-STORE SCP vs storescu→Orthanc (inst/s)",
+    )
+    ratio(
+        ("D2", "stowpair dicom: exporter→storescp"),
+        ("D2", "orthanc C-STORE SCU→storescp"),
+        "instances_per_s",
+        1.0,
+        "D2 stowpair dicom: exporter vs Orthanc C-STORE SCU, to storescp (inst/s)",
+    )
     # Our processes: the sender of stowpair→X pairs, the receiver of X→stowrsd pairs.
     ours = [
         r.median(key)
@@ -200,7 +217,7 @@ def targets(rows: list[Row]) -> list[str]:
         if r.runs
         for key, mine in (
             ("sender_rss_mb", r.pair.startswith("stowpair")),
-            ("receiver_rss_mb", "→stowrsd" in r.pair),
+            ("receiver_rss_mb", "→stowrsd" in r.pair or "→stowpair" in r.pair),
         )
         if mine and r.median(key) == r.median(key)
     ]

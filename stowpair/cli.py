@@ -14,6 +14,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stowpair.config.commands",
     "stowpair.archive.commands",
     "stowpair.queue.commands",
+    "stowpair.dimse.commands",
 )
 
 

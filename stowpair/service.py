@@ -17,6 +17,7 @@ import treq
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import Cooperator
 from twisted.internet.threads import deferToThreadPool
@@ -41,7 +42,10 @@ from stowpair.config.loader import load_config
 from stowpair.config.model import Config
 from stowpair.dicom.transcode import Transcoder
 from stowpair.dicom.transfer_syntax import EXPLICIT_VR_LE
+from stowpair.dimse.exporter import DicomExporter
+from stowpair.dimse.service import DimseService
 from stowpair.exporter.body import BodyPart, MultipartRelatedProducer
+from stowpair.exporter.outcome import ExporterProvider
 from stowpair.exporter.stow import StowExporter
 from stowpair.logs import register_events
 from stowpair.queue.manager import TaskManager
@@ -50,7 +54,8 @@ from stowpair.queue.service import QueueService
 from stowpair.queue.store import SQLiteTaskStore
 from stowpair.receiver.service import emulator_service, streaming_site
 from stowpair.receiver.settings import ReceiverSettings
-from stowpair.web.listen import ListenError, hold_until, listen
+from stowpair.receiver.storage import INCOMING
+from stowpair.web.listen import ListenError, describe, hold_until, listen
 
 T = TypeVar("T")
 
@@ -86,6 +91,7 @@ class StowpairService(MultiService):
         self.config_path = config_path if config_path is not None else config.source
         self.pool = ThreadPool(minthreads=0, maxthreads=4, name="stowpair-blocking")
         self.rest_port: IListeningPort | None = None
+        self.dimse: DimseService | None = None
         self.ready: Deferred[None] = Deferred()
         self._reloading = False
 
@@ -98,16 +104,7 @@ class StowpairService(MultiService):
         cfg = self.config
         # Listeners first: a busy port stops the process (ListenError) before any pool,
         # store or worker exists. No request is read before the reactor runs.
-        self._root = _RestRoot()
-        listening = self._bind_rest()
-        if cfg.emulator.enabled:
-            emulator = emulator_service(cfg.emulator, self.reactor)
-            try:
-                emulator.bind()
-            except ListenError:
-                listening.addCallback(lambda port: port.stopListening())
-                raise
-            emulator.setServiceParent(self)
+        listening = self._bind_listeners()
         self.pool.start()
         self.index = SQLiteIndex(cfg.archive.database, self.reactor)
         self.archive = ArchiveStorage(
@@ -129,8 +126,15 @@ class StowpairService(MultiService):
             keycloak_clients=cfg.keycloak_clients,
         )
         self.ingest_validator = ingest_validator(cfg, self.reactor)
+        self.dicom_exporter = DicomExporter(
+            self.reactor, self.index, cfg.remote_aes, self.transcoder, work_dir
+        )
         self.tasks = SQLiteTaskStore.on_thread(tasks_database(cfg), self.reactor)
-        providers = {"stow": self.exporter, "stowrs": self.exporter}
+        providers: dict[str, ExporterProvider] = {
+            "stow": self.exporter,
+            "stowrs": self.exporter,
+            "dicom": self.dicom_exporter,
+        }
         self.scheduler = ExportScheduler(cfg, self.tasks, providers, self.reactor)
         self.rules = RuleEngine(
             cfg, self.tasks, self.scheduler.kick, self.reactor, self.scheduler.wake_at
@@ -154,12 +158,42 @@ class StowpairService(MultiService):
             self.ready.callback, self._start_failed
         )
 
-    def _bind_rest(self) -> Deferred[IListeningPort]:
-        rest = self.config.rest
+    def _bind_listeners(self) -> Deferred[IListeningPort]:
+        """REST API, emulator, DICOM: opened before any pool, store or worker exists, so a
+        busy port stops the process (ListenError) cleanly. No request is read before the
+        reactor runs; DICOM stores reach the archive through the reactor too."""
+        cfg = self.config
+        self._root = _RestRoot()
+        rest = cfg.rest
         endpoint_type = TCP6ServerEndpoint if ":" in rest.host else TCP4ServerEndpoint
         endpoint = endpoint_type(self.reactor, rest.port, interface=rest.host)
         site = streaming_site(self._root, rest.timeouts, "json", self.reactor)
-        return listen(endpoint, site, "the REST API")
+        listening = listen(endpoint, site, "the REST API")
+        opened: list[IListeningPort] = []
+
+        def bound(port: IListeningPort) -> IListeningPort:
+            opened.append(port)
+            return port
+
+        listening.addCallback(bound)
+        try:
+            if cfg.emulator.enabled:
+                emulator = emulator_service(cfg.emulator, self.reactor)
+                emulator.bind()
+                emulator.listening.addCallback(bound)
+                emulator.setServiceParent(self)
+            if cfg.dimse.enabled:
+                self.dimse = DimseService(cfg.dimse, _ArchiveWhenOpen(self), self.reactor)
+                try:
+                    self.dimse.listen()
+                except CannotListenError as e:
+                    raise ListenError(describe(e, "the DICOM listener")) from None
+                self.dimse.setServiceParent(self)
+        except ListenError:
+            for port in opened:
+                port.stopListening()
+            raise
+        return listening
 
     def _log_config(self, text: str) -> None:
         cfg = self.config
@@ -302,6 +336,7 @@ class StowpairService(MultiService):
         self.rules.set_config(new)
         self.api.set_config(new)
         self.exporter.reconfigure(new.webapps, new.keycloak_clients)
+        self.dicom_exporter.reconfigure(new.remote_aes)
         self.log.info(
             "Configuration reloaded from {source}",
             source=str(path),
@@ -318,6 +353,7 @@ class StowpairService(MultiService):
             "rest": (old.rest, new.rest),
             "emulator": (old.emulator, new.emulator),
             "archive": (old.archive, new.archive),
+            "dimse": (old.dimse, new.dimse),
             "logging": (old.json_log, new.json_log),
             "ingest": (old.ingest_auth, new.ingest_auth),
         }
@@ -336,7 +372,12 @@ class StowpairService(MultiService):
         return d
 
     def _close_stores(self) -> Deferred[None]:
-        closing = [self.transcoder.stop(), self.exporter.close(), self.index.close()]
+        closing = [
+            self.dicom_exporter.close(),
+            self.transcoder.stop(),
+            self.exporter.close(),
+            self.index.close(),
+        ]
         d = DeferredList(closing, consumeErrors=True)
         return d.addCallback(lambda _: self.pool.stop())
 
@@ -355,6 +396,19 @@ def ingest_validator(config: Config, reactor: Any) -> TokenValidator | None:
         leeway=auth.leeway,
         realm=f"stowpair-{config.device.name}",
     )
+
+
+class _ArchiveWhenOpen:
+    """The archive as the DICOM listener sees it: that listener opens before the archive
+    exists (see ``_bind_listeners``); stores go through the reactor, which runs only once
+    the service has started, so by then it does."""
+
+    def __init__(self, service: StowpairService) -> None:
+        self._service = service
+        self.incoming = service.config.archive.storage / INCOMING
+
+    def store(self, part_temp: Path, header: Any, ctx: Any) -> Deferred[Any]:
+        return self._service.archive.store(part_temp, header, ctx)
 
 
 class _RestRoot(Resource):

@@ -86,7 +86,13 @@ def config_summary(config: Config) -> dict[str, Any]:
             if config.emulator.enabled
             else "disabled"
         ),
+        "dimse": (
+            f"{config.dimse.ae_title}@{config.dimse.listener.host}:{config.dimse.listener.port}"
+            if config.dimse.enabled
+            else "disabled"
+        ),
         "webapps": {name: w.studies_url for name, w in config.webapps.items()},
+        "remote_aes": {t: f"{a.host}:{a.port}" for t, a in config.remote_aes.items()},
         "exporters": {i: e.uri for i, e in config.exporters.items()},
         "queues": sorted(config.queues),
         "rules": [r.name for r in config.rules],

@@ -98,11 +98,12 @@ def header_attributes(ds: Dataset) -> dict[str, str]:
 
 
 def instance_attributes(
-    header_attrs: Mapping[str, str], record: InstanceRecord, peer: str = ""
+    header_attrs: Mapping[str, str], record: InstanceRecord, peer: str = "", called_aet: str = ""
 ) -> dict[str, str]:
     """The attributes export-rule conditions match (dcm4chee's ``Attribute=value``): the
-    header's text attributes, the record's UIDs, ``SendingApplicationEntityTitle`` and
-    ``ReceivingApplicationEntityTitle`` (both the AE title of the ingest URL) and
+    header's text attributes, the record's UIDs, ``SendingApplicationEntityTitle`` (the
+    record's source: the AE title of the ingest URL, or the DIMSE Calling AE Title),
+    ``ReceivingApplicationEntityTitle`` (``called_aet`` when given, else the source) and
     ``SendingHostname`` (the client's address)."""
     out = dict(header_attrs)
     out.update(
@@ -113,7 +114,7 @@ def instance_attributes(
         TransferSyntaxUID=record.transfer_syntax_uid,
         Modality=record.modality,
         SendingApplicationEntityTitle=record.source,
-        ReceivingApplicationEntityTitle=record.source,
+        ReceivingApplicationEntityTitle=called_aet or record.source,
     )
     if peer:
         out["SendingHostname"] = peer.rsplit(":", 1)[0]
@@ -205,7 +206,8 @@ class ArchiveStorage:
         else:
             place_atomically(source, dest, self.fsync)
         record = _header_of(header).record(dest, dest.stat().st_size, ctx.source, received)
-        return _Placed(record, instance_attributes(header_attrs, record, ctx.peer), status)
+        attributes = instance_attributes(header_attrs, record, ctx.peer, ctx.called_aet)
+        return _Placed(record, attributes, status)
 
     # -- reactor thread ------------------------------------------------------------
 
@@ -244,8 +246,39 @@ class ArchiveStorage:
 
 
 def _compare(source: Path, dest: Path) -> StoreStatus:
-    same = filecmp.cmp(source, dest, shallow=False)
+    """UNCHANGED when the files, or at least their data sets, are equal: the same
+    instance received by C-STORE (File Meta written here) and by STOW-RS (the sender's
+    File Meta) is the same instance."""
+    if filecmp.cmp(source, dest, shallow=False):
+        return StoreStatus.UNCHANGED
+    same = _same_bytes_from(source, _dataset_offset(source), dest, _dataset_offset(dest))
     return StoreStatus.UNCHANGED if same else StoreStatus.CONFLICT
+
+
+def _dataset_offset(path: Path) -> int | None:
+    """Where the data set starts after a PS3.10 File Meta that begins with its group
+    length (0002,0000) UL, as PS3.10 §7.1 requires; None when it does not."""
+    with path.open("rb") as f:
+        head = f.read(144)
+    if len(head) < 144 or head[128:132] != b"DICM" or head[132:138] != b"\x02\x00\x00\x00UL":
+        return None
+    return 144 + int.from_bytes(head[140:144], "little")
+
+
+def _same_bytes_from(a: Path, a_at: int | None, b: Path, b_at: int | None) -> bool:
+    if a_at is None or b_at is None:
+        return False
+    if a.stat().st_size - a_at != b.stat().st_size - b_at:
+        return False
+    with a.open("rb") as fa, b.open("rb") as fb:
+        fa.seek(a_at)
+        fb.seek(b_at)
+        while True:
+            chunk = fa.read(1 << 20)
+            if chunk != fb.read(1 << 20):
+                return False
+            if not chunk:
+                return True
 
 
 def _header_of(header: InstanceHeader) -> ArchiveHeader:

@@ -182,6 +182,24 @@ def _ingest_text(auth: BearerAuth | None) -> str:
     return "Bearer JWT access token required (" + ", ".join(c for c in checks if c) + ")"
 
 
+def _dimse_line(config: Config) -> str:
+    dimse = config.dimse
+    if not dimse.enabled:
+        return "DICOM C-STORE SCP disabled"
+    host, port = dimse.listener.host, dimse.listener.port
+    callers = ", ".join(dimse.accepted_calling_aets) or "any"
+    tls = ", TLS" + (" with client certificates" if dimse.tls_ca else "") if dimse.tls_cert else ""
+    return f"DICOM C-STORE SCP {dimse.ae_title}@{host}:{port} (calling AEs: {callers}{tls})"
+
+
+def _remote_line(config: Config, title: str) -> str:
+    remote = config.remote_aes.get(title)
+    if remote is None:
+        return f"    -> remote AE {title}: NOT DEFINED"
+    notes = (" TLS" if remote.tls else "") + ("" if remote.installed else " (not installed)")
+    return f"    -> remote AE {title}: {remote.host}:{remote.port}{notes}"
+
+
 def _duration(seconds: float | None) -> str:
     return "none" if seconds is None else format_duration(seconds)
 
@@ -210,6 +228,7 @@ def summary_lines(config: Config) -> list[str]:
         if emulator.enabled
         else "emulator disabled",
         f"archive {config.archive.storage}, index {config.archive.database}",
+        _dimse_line(config),
         f"JSON log {config.json_log or 'disabled'}",
         f"exporters ({len(config.exporters)}):",
     ]
@@ -219,9 +238,15 @@ def summary_lines(config: Config) -> list[str]:
             f"  {exporter.exporter_id}: {exporter.uri}, queue {exporter.queue_name}, "
             f"AE {exporter.ae_title}, schedules {schedules}"
         )
-        app = config.webapps.get(exporter.webapp_name)
-        lines += _webapp_lines(app, exporter.webapp_name, config)
-    unused = sorted(set(config.webapps) - {e.webapp_name for e in config.exporters.values()})
+        if exporter.scheme == "dicom":
+            lines.append(_remote_line(config, exporter.destination))
+        else:
+            app = config.webapps.get(exporter.webapp_name)
+            lines += _webapp_lines(app, exporter.webapp_name, config)
+    unused = sorted(
+        set(config.webapps)
+        - {e.webapp_name for e in config.exporters.values() if e.scheme != "dicom"}
+    )
     if unused:
         lines.append(f"web apps not used by any exporter: {', '.join(unused)}")
     if config.keycloak_clients:

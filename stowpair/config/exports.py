@@ -10,7 +10,7 @@ from stowpair.config.model import Condition, Exporter, ExportRule, Queue
 from stowpair.config.webapps import property_text
 
 EXPORTER_KEYS = ("uri", "queue", "ae_title", "description", "schedules", "properties")
-EXPORTER_SCHEMES = ("stow", "stowrs")
+EXPORTER_SCHEMES = ("stow", "stowrs", "dicom")
 QUEUE_KEYS = (
     "max_tasks_parallel",
     "max_retries",
@@ -44,7 +44,10 @@ def read_exporter(checker: Checker, exporter_id: str, data: Any, default_ae: str
     uri = section.string("uri", "", required=True)
     scheme, _, webapp = uri.partition(":")
     if uri and (scheme not in EXPORTER_SCHEMES or not webapp):
-        section.error("uri", f"uri {show(uri)} is not stow:<webapp> or stowrs:<webapp>")
+        section.error(
+            "uri",
+            f"uri {show(uri)} is not stow:<webapp>, stowrs:<webapp> or dicom:<remote AE title>",
+        )
     properties: list[tuple[str, str]] = []
     table = section.table("properties")
     for name, raw in (table.data if table else {}).items():

@@ -7,8 +7,11 @@ a web app's ``dcmKeycloakClientID`` → ``keycloak-client``.
 A web app's URL comes from its first installed ``dicomNetworkConnectionReference``
 (https when the connection has a ``dicomTLSCipherSuite``, as dcm4che's
 ``WebApplication.getServiceURL``); ``dcmTCPConnectTimeout``/``dcmResponseTimeout`` (ms)
-become the ``connect-timeout``/``response-timeout`` properties (seconds). Anything that
-cannot be imported is reported as a warning, one line each, and skipped.
+become the ``connect-timeout``/``response-timeout`` properties (seconds). A ``dicom:AET``
+exporter's destination becomes ``[remote_aes.AET]`` from the ``dicomNetworkAE`` with that
+``dicomAETitle`` and its first installed DICOM (not HTTP) connection: host, port, and TLS
+when the connection has a cipher suite. Anything that cannot be imported is reported as
+a warning, one line each, and skipped.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class _Connection:
     connect_ms: str | None
     response_ms: str | None
     installed: bool
+    protocol: str = "DICOM"
 
 
 class _Importer:
@@ -90,14 +94,19 @@ class _Importer:
                     connect_ms=record.first("dcmTCPConnectTimeout"),
                     response_ms=record.first("dcmResponseTimeout"),
                     installed=_installed(record),
+                    protocol=(record.first("dcmProtocol") or "DICOM").upper(),
                 )
 
     def warn(self, record: LdifRecord, label: str, message: str) -> None:
         self.warnings.append(f"{record.where}: {label}: {message}")
 
-    def _connection(self, record: LdifRecord, label: str) -> _Connection | None:
+    def _connection(
+        self, record: LdifRecord, label: str, dicom: bool = False
+    ) -> _Connection | None:
         refs = record.values("dicomNetworkConnectionReference")
         found = [self.connections.get(normalize_dn(ref)) for ref in refs]
+        if dicom:  # a remote AE: its DICOM connections, not the device's HTTP ones
+            found = [c for c in found if c is None or c.protocol != "HTTP"]
         usable = [c for c in found if c is not None and c.installed] or [
             c for c in found if c is not None
         ]
@@ -185,9 +194,12 @@ class _Importer:
         if not exporter_id or not uri or not queue:
             self.warn(record, label, "needs dcmExporterID, dcmURI and dcmQueueName; skipped")
             return None
-        if uri.partition(":")[0] not in ("stow", "stowrs"):
+        if uri.partition(":")[0] not in ("stow", "stowrs", "dicom"):
             self.warn(
-                record, label, f"dcmURI {uri} is not a STOW-RS exporter (stow:<webapp>); skipped"
+                record,
+                label,
+                f"dcmURI {uri} is not a STOW-RS (stow:<webapp>) or DICOM (dicom:<AE title>) "
+                "exporter; skipped",
             )
             return None
         table = Table(("exporters", exporter_id), comments=[f"{record.where}: {record.dn}"])
@@ -234,8 +246,53 @@ def _device_table(importer: _Importer, exporters: list[Table]) -> Table | None:
     return table
 
 
+def _destinations(exporters: list[Table], schemes: tuple[str, ...]) -> list[str]:
+    uris = [str(v) for t in exporters for k, v, _ in t.items if k == "uri"]
+    return [u.partition(":")[2] for u in uris if u.partition(":")[0] in schemes]
+
+
+def _remote_ae_tables(importer: _Importer, exporters: list[Table]) -> list[Table]:
+    """``[remote_aes.AET]`` for every ``dicom:AET`` exporter destination."""
+    tables = []
+    for title in dict.fromkeys(_destinations(exporters, ("dicom",))):
+        label = f'remote AE "{title}"'
+        records = [r for r in importer.by_kind["ae"] if r.first("dicomAETitle") == title]
+        record = records[0] if records else None
+        conn = importer._connection(record, label, dicom=True) if record else None
+        table = Table(("remote_aes", title))
+        if record is not None:
+            table.comments.append(f"{record.where}: {record.dn}")
+        if conn is None or not conn.host or not (conn.port or "").isdigit():
+            importer.warnings.append(
+                f'remote AE "{title}" is used by a dicom: exporter but its host and port are '
+                "not in the LDIF; a placeholder [remote_aes."
+                f'{title}] with host "127.0.0.1", port 11112 was written: point it to your '
+                "destination"
+            )
+            table.comments.append("placeholder: point host and port to your destination")
+            table.add("host", "127.0.0.1")
+            table.add("port", 11112)
+        else:
+            table.add("host", conn.host)
+            table.add("port", int(conn.port or 0))
+            if conn.tls:
+                table.add("tls", True)
+                table.comments.append("TLS: add ca_file (and tls_cert/tls_key) as needed")
+            if conn.connect_ms and conn.connect_ms.isdigit() and int(conn.connect_ms):
+                table.add("connect_timeout", f"PT{int(conn.connect_ms) / 1000:g}S")
+        if record is not None and record.first("dicomDescription"):
+            table.add("description", record.first("dicomDescription") or "")
+        device = importer.devices.get(parent_dn(record.dn)) if record else None
+        if record is not None and (
+            not _installed(record) or (device is not None and not _installed(device))
+        ):
+            table.add("installed", False)
+        tables.append(table)
+    return tables
+
+
 def _webapp_tables(importer: _Importer, exporters: list[Table]) -> list[Table]:
-    wanted = [str(v).partition(":")[2] for t in exporters for k, v, _ in t.items if k == "uri"]
+    wanted = _destinations(exporters, ("stow", "stowrs"))
     tables: list[Table] = []
     defined: set[str] = set()
     for record in importer.by_kind["webapp"]:
@@ -306,6 +363,7 @@ def convert(records: list[LdifRecord], sources: Sequence[str]) -> tuple[str, lis
     webapps = _webapp_tables(importer, exporters)
     tables += webapps
     tables += _keycloak_tables(importer, webapps)
+    tables += _remote_ae_tables(importer, exporters)
     tables += exporters
     queues: dict[str, Table] = {}
     for record in importer.by_kind["queue"]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from stowpair.config.checks import Checker, Section, known, show
+from stowpair.config.dimse import read_dimse, read_remote_ae
 from stowpair.config.errors import ConfigError
 from stowpair.config.exports import read_exporter, read_queue, read_rule
 from stowpair.config.keycloak import read_ingest, read_keycloak_client
@@ -42,6 +43,8 @@ TOP_KEYS = (
     "rules",
     "keycloak-clients",
     "ingest",
+    "dimse",
+    "remote_aes",
 )
 LAYOUTS = ("uid", "unpack", "discard")
 
@@ -176,6 +179,14 @@ def _cross_check(checker: Checker, config: Config) -> None:
                 path,
                 "uri",
             )
+        if name and exporter.scheme == "dicom" and name not in config.remote_aes:
+            checker.error(
+                entry,
+                f'uri "{exporter.uri}" names remote AE "{name}", which is not defined in '
+                f"[remote_aes.{name}] (defined: {known(config.remote_aes)})",
+                path,
+                "uri",
+            )
         if exporter.queue_name and exporter.queue_name not in config.queues:
             checker.error(
                 entry,
@@ -191,6 +202,15 @@ def _cross_check(checker: Checker, config: Config) -> None:
                 path,
                 "ae_title",
             )
+    dimse = config.dimse
+    if dimse.enabled and dimse.ae_title not in config.device.ae_titles:
+        checker.error(
+            "dimse",
+            f'ae_title "{dimse.ae_title}" is not one of the device\'s ae_titles '
+            f"({known(config.device.ae_titles)})",
+            ("dimse",),
+            "ae_title",
+        )
     seen: set[str] = set()
     for index, rule in enumerate(config.rules):
         entry, rule_path = f'rule "{rule.name}"', ("rules", index)
@@ -268,6 +288,11 @@ def build_config(doc: dict[str, Any], checker: Checker, source: Path) -> Config:
             for n, d in _named_tables(checker, doc, "keycloak-clients").items()
         },
         ingest_auth=read_ingest(checker, doc["ingest"]) if "ingest" in doc else None,
+        dimse=read_dimse(checker, doc, device.ae_titles[0]),
+        remote_aes={
+            t.strip(): read_remote_ae(checker, t, d)
+            for t, d in _named_tables(checker, doc, "remote_aes").items()
+        },
     )
     _cross_check(checker, config)
     return config

@@ -202,6 +202,12 @@ class Exporter:
     def webapp_name(self) -> str:
         return self.uri.split(":", 1)[1] if ":" in self.uri else ""
 
+    @property
+    def destination(self) -> str:
+        """The part after the scheme: a web app name (``stow:``) or an AE title
+        (``dicom:``)."""
+        return self.webapp_name
+
 
 @dataclass(frozen=True)
 class Queue:
@@ -244,6 +250,50 @@ class ExportRule:
 
 
 @dataclass(frozen=True)
+class DimseConfig:
+    """The DICOM C-STORE SCP of the archive (``[dimse]``); see docs/dimse.md.
+
+    Timeouts are seconds (None: wait forever); ``max_pdu_length`` 0 means no limit.
+    ``tls_ca`` set means client certificates signed by it are required.
+    """
+
+    enabled: bool = False
+    listener: Listener = field(default_factory=lambda: Listener(port=11112))
+    ae_title: str = "STOWPAIR"
+    #: Calling AE titles allowed to associate; empty = any.
+    accepted_calling_aets: tuple[str, ...] = ()
+    max_associations: int = 10
+    max_pdu_length: int = 131072
+    acse_timeout: float | None = 30.0
+    dimse_timeout: float | None = 60.0
+    network_timeout: float | None = 60.0
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+
+
+@dataclass(frozen=True)
+class RemoteAE:
+    """A remote DICOM Application Entity (dcm4chee: ``dicomNetworkAE`` and the
+    ``dicomNetworkConnection`` it references): a ``dicom:<AE title>`` destination."""
+
+    ae_title: str
+    host: str
+    port: int
+    tls: bool = False
+    #: CA certificates (PEM) to trust instead of the system store; TLS only.
+    ca_file: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_pdu_length: int = 131072
+    connect_timeout: float | None = 10.0
+    #: Seconds to wait for the A-ASSOCIATE answer and for each C-STORE response.
+    response_timeout: float | None = 60.0
+    description: str = ""
+    installed: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; ``source`` is the file it came from (for messages)."""
 
@@ -267,3 +317,6 @@ class Config:
     keycloak_clients: dict[str, KeycloakClient] = field(default_factory=dict)
     #: Bearer-token validation of the archive's STOW-RS ingest endpoint; None = open.
     ingest_auth: BearerAuth | None = None
+    dimse: DimseConfig = field(default_factory=DimseConfig)
+    #: Remote AEs by AE title: destinations of ``dicom:<AE title>`` exporters.
+    remote_aes: dict[str, RemoteAE] = field(default_factory=dict)

@@ -120,7 +120,7 @@ class ReceiverService(Service):
         self.log.error(
             "{error}",
             tap=self.role,
-            error=describe(failure, self.role),
+            error=describe(failure.value, self.role),
             event="startup.failed",
         )
         self.listening.errback(failure)

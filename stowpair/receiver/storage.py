@@ -60,6 +60,9 @@ class RequestContext:
     study_uid: str | None = None
     #: Who sent it (archive: the AE title from the URL), free text.
     source: str = ""
+    #: The AE title it was sent to, when the protocol names one (DIMSE: the Called AE
+    #: Title); empty for STOW-RS, where ``source`` is the AE title of the URL.
+    called_aet: str = ""
 
 
 class TempFiles:

@@ -16,9 +16,8 @@ class ListenError(Exception):
     """A listener could not start; ``str()`` is one sentence for people."""
 
 
-def describe(failure: Failure, what: str) -> str:
-    """``failure`` of opening ``what`` as one sentence."""
-    error = failure.value
+def describe(error: BaseException | None, what: str) -> str:
+    """``error`` opening ``what`` as one sentence."""
     if isinstance(error, CannotListenError):
         socket_error: Any = error.socketError
         reason = getattr(socket_error, "strerror", None) or str(socket_error)
@@ -27,7 +26,7 @@ def describe(failure: Failure, what: str) -> str:
             hint = "; stop the process using it or choose another port"
         where = f"{error.interface or '*'}:{error.port}"
         return f"cannot listen on {where} for {what}: {reason}{hint}"
-    return f"cannot open the listener for {what}: {failure.getErrorMessage()}"
+    return f"cannot open the listener for {what}: {error}"
 
 
 def listen(
@@ -46,7 +45,7 @@ def listen(
     d.addBoth(seen)
     if outcome and isinstance(outcome[0], Failure):
         d.addErrback(lambda _: None)  # reported by the exception instead
-        raise ListenError(describe(outcome[0], what))
+        raise ListenError(describe(outcome[0].value, what))
     return d
 
 

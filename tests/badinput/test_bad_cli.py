@@ -35,6 +35,9 @@ json_file = "-"
 EMULATOR_BUSY = REST_BUSY.replace("port = {port}", "port = 0").replace(
     "enabled = false", 'enabled = true\nport = {port}\ndirectory = "emu"'
 )
+DIMSE_BUSY = (
+    REST_BUSY.replace("port = {port}", "port = 0") + '[dimse]\nlisten = "127.0.0.1:{port}"\n'
+)
 STORAGE_UNDER_FILE = REST_BUSY.replace('"archive"', '"a-file/archive"').replace("{port}", "0")
 
 
@@ -89,6 +92,9 @@ def _cases(tmp: Path, busy: int) -> dict[str, Case]:
         "config-emulator-busy": Case(
             [*stowpair, "-c", f"{tmp}/emulator-busy.toml"], "for the stowrsd emulator", (1,), True
         ),
+        "config-dimse-busy": Case(
+            [*stowpair, "-c", f"{tmp}/dimse-busy.toml"], "for the DICOM listener", (1,), True
+        ),
         "stowpair-option": Case([*stowpair, "--bogus"], "--bogus not recognized"),
         "cli-command": Case([*cli, "bogus"], "invalid choice", (2,)),
         "cli-check-deep": Case([*cli, "config", "check", str(tmp / "deep.toml")], "nested", (1,)),
@@ -114,6 +120,7 @@ def results(
         port = busy.getsockname()[1]
         (tmp / "busy.toml").write_text(REST_BUSY.replace("{port}", str(port)))
         (tmp / "emulator-busy.toml").write_text(EMULATOR_BUSY.replace("{port}", str(port)))
+        (tmp / "dimse-busy.toml").write_text(DIMSE_BUSY.replace("{port}", str(port)))
         cases = _cases(tmp, port)
         env = {k: v for k, v in os.environ.items() if k != "STOWPAIR_UNSET_VAR"}
 

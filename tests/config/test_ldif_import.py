@@ -170,10 +170,9 @@ def test_full_webapp(full: tuple[Config, list[str], str]) -> None:
 
 
 def test_full_skips_non_stow(full: tuple[Config, list[str], str]) -> None:
-    """When exporters or web apps are not STOW-RS, they are skipped with a warning each."""
+    """When web apps are not STOW-RS, they are skipped with a warning each."""
     config, warnings, _ = full
-    assert set(config.exporters) == {"E1"} and set(config.webapps) == {"Local"}
-    assert any('exporter "Dicom": dcmURI dicom:STORESCP is not a STOW-RS' in w for w in warnings)
+    assert set(config.exporters) == {"E1", "Dicom"} and set(config.webapps) == {"Local"}
     assert any('webapp "Wado": no STOW_RS service class' in w for w in warnings)
     assert any("dcmProperty 'X-Custom=1' is not used for STOW-RS; skipped" in w for w in warnings)
     assert any('keycloak client "kc" is used by a web app but not defined' in w for w in warnings)
@@ -302,3 +301,72 @@ def test_keycloak_clients_round_trip_through_config_check(tmp_path: Path) -> Non
     ) in summary
     for secret in ("kc-Very-Secret", "user-Very-Secret", "ignored-token"):
         assert secret not in summary
+
+
+def test_dicom_exporter_without_its_ae_gets_placeholder(
+    full: tuple[Config, list[str], str],
+) -> None:
+    """When a dicom: exporter's AE is not in the LDIF, a marked placeholder remote AE is
+    written and reported."""
+    config, warnings, text = full
+    assert config.exporters["Dicom"].uri == "dicom:STORESCP"
+    remote = config.remote_aes["STORESCP"]
+    assert (remote.host, remote.port, remote.tls) == ("127.0.0.1", 11112, False)
+    assert any('remote AE "STORESCP" is used by a dicom: exporter' in w for w in warnings)
+    assert "placeholder: point host and port" in text
+
+
+PACS = "dicomDeviceName=pacs,cn=Devices,cn=DICOM Configuration,dc=dcm4che,dc=org"
+DICOM_EXPORT = f"""\
+dn: {ARC}
+objectClass: dicomDevice
+dicomDeviceName: dcm4chee-arc
+
+dn: dcmExporterID=ToPACS,{ARC}
+objectClass: dcmExporter
+dcmExporterID: ToPACS
+dcmURI: dicom:PACS
+dcmQueueName: Export2
+dicomAETitle: ARC1
+
+dn: {PACS}
+objectClass: dicomDevice
+dicomDeviceName: pacs
+
+dn: cn=http,{PACS}
+objectClass: dicomNetworkConnection
+objectClass: dcmNetworkConnection
+dicomHostname: web.example.org
+dicomPort: 8080
+dcmProtocol: HTTP
+
+dn: cn=dicom-tls,{PACS}
+objectClass: dicomNetworkConnection
+dicomHostname: pacs.example.org
+dicomPort: 2762
+dicomTLSCipherSuite: TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+dcmTCPConnectTimeout: 5000
+
+dn: dicomAETitle=PACS,{PACS}
+objectClass: dicomNetworkAE
+dicomAETitle: PACS
+dicomDescription: The hospital PACS
+dicomNetworkConnectionReference: cn=http,{PACS}
+dicomNetworkConnectionReference: cn=dicom-tls,{PACS}
+"""
+
+
+def test_dicom_exporter_maps_remote_ae_and_connection(tmp_path: Path) -> None:
+    """When a dicom: exporter's AE and its DICOM connection are in the LDIF, the remote AE
+    gets their host, port, TLS and connect timeout (HTTP connections are not used)."""
+    config, warnings, _ = _round_trip(tmp_path, _ldif(tmp_path, DICOM_EXPORT))
+    exporter = config.exporters["ToPACS"]
+    assert (exporter.uri, exporter.queue_name, exporter.ae_title) == (
+        "dicom:PACS",
+        "Export2",
+        "ARC1",
+    )
+    remote = config.remote_aes["PACS"]
+    assert (remote.host, remote.port, remote.tls) == ("pacs.example.org", 2762, True)
+    assert (remote.connect_timeout, remote.description) == (5.0, "The hospital PACS")
+    assert not [w for w in warnings if "remote AE" in w]

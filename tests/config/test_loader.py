@@ -157,7 +157,7 @@ ERROR_CASES = [
         [
             'F:1: top level: unknown key "colour" (known: base_dir, demo_on_empty, device, rest, '
             "emulator, archive, logging, webapps, exporters, queues, rules, keycloak-clients, "
-            "ingest)"
+            "ingest, dimse, remote_aes)"
         ],
     ),
     (
@@ -222,8 +222,19 @@ ERROR_CASES = [
     ),
     (
         "bad-scheme",
+        BASE.replace('"stow:W"', '"wado:W"'),
+        [
+            'F:5: exporter "E": uri "wado:W" is not stow:<webapp>, stowrs:<webapp> or '
+            "dicom:<remote AE title>"
+        ],
+    ),
+    (
+        "dicom-unknown-remote-ae",
         BASE.replace('"stow:W"', '"dicom:W"'),
-        ['F:5: exporter "E": uri "dicom:W" is not stow:<webapp> or stowrs:<webapp>'],
+        [
+            'F:5: exporter "E": uri "dicom:W" names remote AE "W", which is not defined in '
+            "[remote_aes.W] (defined: none)"
+        ],
     ),
     (
         "exporter-missing-keys",
