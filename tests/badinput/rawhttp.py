@@ -143,8 +143,9 @@ class _RawClient(Protocol):
         self.reactor = reactor
         self.pieces = list(pieces)
         self.half_close = half_close
-        first = next((p for p in pieces if isinstance(p, bytes)), b"")
-        self.parser = _Parser(head=first.startswith(b"HEAD "))
+        # the whole request, not its first write: a split may cut "HEAD " itself
+        data = b"".join(p for p in pieces if isinstance(p, bytes))
+        self.parser = _Parser(head=data.startswith(b"HEAD "))
         self.done: Deferred[RawResponse] = Deferred()
         self._pending: Any = None
 
