@@ -250,7 +250,10 @@ class StowpairService(MultiService):
     def _ingest_for(self, aet: str) -> IResource:
         if aet not in self._ingest:
             settings = ReceiverSettings(
-                server_name=f"stowpair-{aet}", bearer_validator=self.ingest_validator
+                server_name=f"stowpair-{aet}",
+                bearer_validator=self.ingest_validator,
+                max_request_size=self.config.archive.max_request_bytes,
+                max_request_size_option="archive.max_request_bytes",
             )
             self._ingest[aet] = make_ingest_resource(
                 aet, self.archive, self.reactor, self.run_blocking, settings

@@ -33,6 +33,7 @@ from stowpair.api.respond import (
 )
 from stowpair.api.taskjson import task_json
 from stowpair.config.model import Config
+from stowpair.dicom.uids import InvalidUID, validate_uid
 from stowpair.queue import events as _events  # noqa: F401  (registers event names)
 from stowpair.queue.manager import TaskManager
 from stowpair.queue.model import NewTask
@@ -153,7 +154,19 @@ class ExportResource(Resource):
             return render_async(request, self._sync)
         return render_async(request, self._queue)
 
+    def _check_uids(self) -> None:
+        """UIDs in the path follow PS3.5 §9.1 exactly, or the request is refused (400)."""
+        names = ("Study Instance UID", "Series Instance UID", "SOP Instance UID")
+        for value, name in zip(self.entity, names, strict=True):
+            if value == "*" and name != names[0]:
+                continue  # not in the path: the whole study or series
+            try:
+                validate_uid(value, f"the {name} in the path")
+            except InvalidUID as e:
+                raise ApiError(400, f"{e}; use the UID as stored, digits and dots") from None
+
     async def _sync(self, request: Request) -> Answer:
+        self._check_uids()
         webapp = self.exporter_id.partition(":")[2]
         if self.api.sync_export is None:
             raise ApiError(404, "Synchronous STOW-RS export (stowrs:) is not available")
@@ -161,6 +174,7 @@ class ExportResource(Resource):
         return json_answer(code, body)
 
     async def _queue(self, request: Request) -> Answer:
+        self._check_uids()
         config = self.api.config
         exporter = config.exporters.get(self.exporter_id)
         if exporter is None:

@@ -10,6 +10,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Literal
 
+from stowpair.dicom.uids import is_valid_uid
 from stowpair.exporter.outcome import TaskStatus
 from stowpair.queue.model import ORDER_KEYS, OrderKey, TaskFilter
 
@@ -160,10 +161,15 @@ def task_filter(args: Args) -> TaskFilter:
     created = single(args, "createdTime")
     updated = single(args, "updatedTime")
     order_by, descending = parse_orderby(single(args, "orderby"))
+    study = single(args, "StudyInstanceUID") or None
+    if study is not None and not is_valid_uid(study):
+        raise BadParameter(
+            "StudyInstanceUID", study, "expected a UID (digits and dots, PS3.5 §9.1)"
+        )
     return TaskFilter(
         device_name=single(args, "dicomDeviceName") or None,
         exporter_ids=exporter_ids,
-        study_uid=single(args, "StudyInstanceUID") or None,
+        study_uid=study,
         batch_id=single(args, "batchID") or None,
         task_id=int(task_id) if task_id else None,
         statuses=(parse_status(status),) if status else (),

@@ -1,8 +1,9 @@
 """Generated demo studies: valid, distinct, with real pixel data.
 
 Pixels come from pydicom's bundled ``CT_small.dcm`` (128×128, 16-bit), tiled to the size
-asked for and shifted per instance so no two instances share pixel data. UIDs are fresh
-(:func:`pydicom.uid.generate_uid`); with a seed they are reproducible. Files are written
+asked for and shifted per instance so no two instances share pixel data. UIDs are fresh UUID-derived
+``2.25.`` UIDs; with a seed they are derived from (seed, kind, study, series or instance
+number), so they are reproducible and never collide. Files are written
 in the archive layout ``<dir>/<StudyUID>/<SeriesUID>/<SOPInstanceUID>.dcm``.
 
 Everything here blocks (numpy, encoders, file writes): call it from a thread in a service.
@@ -31,8 +32,9 @@ from pydicom.uid import (
     JPEG2000Lossless,
     JPEGLSLossless,
     RLELossless,
-    generate_uid,
 )
+
+from stowpair.dicom.uids import derived_uid, new_uid
 
 #: Transfer syntaxes used by ``--mix-transfer-syntaxes``, in series order (the
 #: compressed ones only when an encoder is installed; see :func:`mix_syntaxes`).
@@ -102,6 +104,34 @@ def _tile(pixels: Any, side: int) -> Any:
     return np.ascontiguousarray(np.tile(pixels, reps)[:side, :side])
 
 
+@dataclass(frozen=True)
+class DemoUids:
+    """The UIDs of one demo study: its Study UID, Series UIDs, SOP Instance UIDs."""
+
+    study: str
+    series: tuple[str, ...]
+    instances: tuple[str, ...]
+
+
+def demo_uids(seed: int | None, study_no: int, instances: int, series: int = 1) -> DemoUids:
+    """The UIDs :func:`generate_demo_study` writes for study number ``study_no``.
+
+    Without a seed they are fresh. With one, each UID is derived from (seed, kind, study
+    number, series or instance number) kept as separate parts: the parts used to be
+    joined without a separator, so study 1 instance 12 and study 11 instance 2 got the
+    same SOP Instance UID.
+    """
+
+    def uid(*parts: object) -> str:
+        return new_uid() if seed is None else derived_uid("stowpair demo-data", seed, *parts)
+
+    return DemoUids(
+        uid("study", study_no),
+        tuple(uid("series", study_no, k) for k in range(series)),
+        tuple(uid("instance", study_no, i) for i in range(instances)),
+    )
+
+
 class _StudyWriter:
     """Writes one study; attributes shared by every instance are set once."""
 
@@ -110,11 +140,6 @@ class _StudyWriter:
         self.seed = seed
         self.tiled = _tile(base.pixels, side)
         self.template = self._template(base.dataset, side)
-
-    def uid(self, *parts: object) -> UID:
-        if self.seed is None:
-            return generate_uid()
-        return generate_uid(entropy_srcs=[str(self.seed), *map(str, parts)])
 
     def _template(self, src: Dataset, side: int) -> Dataset:
         ds = Dataset()
@@ -152,20 +177,19 @@ class _StudyWriter:
     def write(
         self, directory: Path, instances: int, syntaxes: Sequence[UID], study_no: int
     ) -> list[Path]:
-        study_uid = self.uid("study", study_no)
         series_count = min(len(syntaxes), instances) or 1
-        series_uids = [self.uid("series", study_no, k) for k in range(series_count)]
+        uids = demo_uids(self.seed, study_no, instances, series_count)
         paths = []
         for i in range(instances):
             k = i % series_count
-            ds = self._instance(i, k, study_uid, series_uids[k], study_no)
+            ds = self._instance(i, k, uids.study, uids.series[k], uids.instances[i])
             paths.append(self._save(ds, syntaxes[k], directory))
         return paths
 
-    def _instance(self, i: int, k: int, study: UID, series: UID, study_no: int) -> Dataset:
+    def _instance(self, i: int, k: int, study: str, series: str, sop: str) -> Dataset:
         ds = Dataset()
         ds.update(self.template)
-        ds.SOPInstanceUID = self.uid("instance", study_no, i)
+        ds.SOPInstanceUID = sop
         ds.StudyInstanceUID = study
         ds.SeriesInstanceUID = series
         ds.SeriesNumber = k + 1

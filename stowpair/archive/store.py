@@ -20,7 +20,7 @@ from enum import Enum
 from pathlib import Path
 from typing import BinaryIO
 
-from pydicom.dataset import FileMetaDataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filebase import DicomFileLike
 from pydicom.filereader import read_file_meta_info, read_partial
@@ -29,7 +29,8 @@ from pydicom.tag import BaseTag
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 
 from stowpair.archive.model import InstanceRecord
-from stowpair.dicom.uids import is_valid_uid
+from stowpair.dicom.header import CorruptHeader, decode_header, raw_uid
+from stowpair.dicom.uids import InvalidUID, is_valid_uid, uid_from_value
 from stowpair.fsutil import place_atomically
 
 _PIXEL_DATA = 0x7FE00010
@@ -277,6 +278,8 @@ def read_header(path: Path) -> InstanceHeader:
                 check = _TruncationCheck(fp, size, ts != _BIG_ENDIAN, enabled=ts != _DEFLATED)
                 ds = read_partial(fp, stop_when=check, force=False)
                 check.finish()
+                uids = {keyword: raw_uid(ds, tag) for keyword, tag in _UIDS}  # as encoded
+                decode_header(ds, ts, size)
             except InvalidDicomError:
                 raise NotStorable(
                     "not a DICOM Part 10 file (no 'DICM' prefix after the 128-byte preamble)"
@@ -285,6 +288,8 @@ def read_header(path: Path) -> InstanceHeader:
                 raise
             except OSError:
                 raise
+            except CorruptHeader as e:
+                raise NotStorable(f"unreadable DICOM: {e}") from None
             except Exception as e:  # pydicom raises many kinds on malformed input
                 raise NotStorable(f"unreadable DICOM: {type(e).__name__}: {e}"[:300]) from None
             if check.problem:
@@ -295,31 +300,42 @@ def read_header(path: Path) -> InstanceHeader:
                     raise NotStorable(problem)
     except OSError as e:
         raise NotStorable(f"cannot read: {e.strerror}") from None
-    return _header_from(ds, ts)
+    return _header_from(ds, ts, uids)
 
 
-def _header_from(ds: object, ts: str) -> InstanceHeader:
+#: The UIDs an archived instance needs, by keyword, with their tags.
+_UIDS = (
+    ("StudyInstanceUID", 0x0020000D),
+    ("SeriesInstanceUID", 0x0020000E),
+    ("SOPInstanceUID", 0x00080018),
+    ("SOPClassUID", 0x00080016),
+)
+
+
+def _header_from(ds: Dataset, ts: str, raw: dict[str, str | bytes | None]) -> InstanceHeader:
     def get(keyword: str) -> str:
         value = getattr(ds, keyword, "")
         return "" if value is None else str(value).strip()
 
     meta = getattr(ds, "file_meta", None)
-    media_class = str(getattr(meta, "MediaStorageSOPClassUID", "") or "")
-    sop_class = get("SOPClassUID") or media_class
-    if sop_class == "1.2.840.10008.1.3.10":  # Media Storage Directory Storage (PS3.10 §8)
+    sop_class = raw["SOPClassUID"] or str(getattr(meta, "MediaStorageSOPClassUID", "") or "")
+    if isinstance(sop_class, bytes):
+        sop_class = sop_class.decode("latin-1")
+    if (sop_class or "").rstrip("\0") == "1.2.840.10008.1.3.10":
+        # Media Storage Directory Storage (PS3.10 §8)
         raise NotStorable("a DICOMDIR (Media Storage Directory), not an instance")
-    missing = [
-        k
-        for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
-        if not get(k)
-    ]
+    missing = [k for k, value in raw.items() if not value]
     if missing:
         raise NotStorable(f"no {', '.join(missing)} in the dataset")
+    try:
+        uids = {k: uid_from_value(value or "", k) for k, value in raw.items()}
+    except InvalidUID as e:
+        raise NotStorable(f"{e} (PS3.5 §9.1)") from None
     return InstanceHeader(
-        study_uid=get("StudyInstanceUID"),
-        series_uid=get("SeriesInstanceUID"),
-        sop_instance_uid=get("SOPInstanceUID"),
-        sop_class_uid=sop_class,
+        study_uid=uids["StudyInstanceUID"],
+        series_uid=uids["SeriesInstanceUID"],
+        sop_instance_uid=uids["SOPInstanceUID"],
+        sop_class_uid=uids["SOPClassUID"],
         transfer_syntax_uid=ts,
         modality=get("Modality"),
         patient_id=get("PatientID"),

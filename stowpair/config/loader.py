@@ -134,11 +134,13 @@ def _emulator(checker: Checker, doc: dict[str, Any]) -> EmulatorConfig:
 
 def _paths(checker: Checker, doc: dict[str, Any]) -> tuple[ArchivePaths, Path | None]:
     archive = _section(checker, doc, "archive")
-    archive.allow(("storage", "database"))
+    archive.allow(("storage", "database", "max_request_bytes"))
     default = ArchivePaths()
+    limit = archive.integer("max_request_bytes", 0, 1) if "max_request_bytes" in archive.data else 0
     paths = ArchivePaths(
         storage=archive.path_value("storage", default.storage),
         database=archive.path_value("database", default.database),
+        max_request_bytes=limit or None,
     )
     logging = _section(checker, doc, "logging")
     logging.allow(("json_file",))

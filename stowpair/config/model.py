@@ -89,8 +89,12 @@ class Device:
 
 @dataclass(frozen=True)
 class ArchivePaths:
+    """The ``[archive]`` section: where instances and the index live, ingest limits."""
+
     storage: Path = Path("var/archive")
     database: Path = Path("var/stowpair.sqlite")
+    #: Largest STOW-RS ingest request body in bytes (413 beyond); None = no limit.
+    max_request_bytes: int | None = None
 
 
 @dataclass(frozen=True)

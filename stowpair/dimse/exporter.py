@@ -32,6 +32,7 @@ from stowpair.exporter.outcome import (
     InstanceStatus,
     Outcome,
     TaskStatus,
+    not_sent_again,
 )
 from stowpair.exporter.outcome_rule import entity_text, outcome_message, outcome_status
 from stowpair.exporter.stow import Transcoder
@@ -128,14 +129,20 @@ class DicomExporter:
         entity = entity_text(request.study_uid, request.series_uid, request.sop_uid)
         if not query.instances and not query.missing:
             return Outcome(TaskStatus.WARNING, f"Could not find {entity}")
-        done = request.already_done
-        todo = [r for r in query.instances if r.sop_instance_uid not in done]
-        missing = [r for r in query.missing if r.sop_instance_uid not in done]
-        already = len(query.instances) + len(query.missing) - len(todo) - len(missing)
-        results = [_missing(r) for r in missing]
+        done, refused = request.already_done, request.refused
+        records = [*query.instances, *query.missing]
+        already = sum(1 for r in records if r.sop_instance_uid in done)
+        # refused for good by an earlier attempt (a permanent status): not sent again
+        results = [
+            _refused(r, *refused[r.sop_instance_uid])
+            for r in records
+            if r.sop_instance_uid in refused and r.sop_instance_uid not in done
+        ]
+        skip = done | refused.keys()
+        todo = [r for r in query.instances if r.sop_instance_uid not in skip]
+        results += [_missing(r) for r in query.missing if r.sop_instance_uid not in skip]
         results += await self._send(request, remote, todo, cancellation)
-        outcome = _outcome(results, entity, remote.ae_title, len(query.instances) + len(
-            query.missing), already)  # fmt: skip
+        outcome = _outcome(results, entity, remote.ae_title, len(records), already)
         self._log_export(request, remote, outcome, self._reactor.seconds() - started)
         return outcome
 
@@ -281,6 +288,13 @@ def _missing(record: InstanceRecord) -> InstanceOutcome:
     return InstanceOutcome(
         record.study_uid, record.series_uid, record.sop_instance_uid, record.sop_class_uid,
         InstanceStatus.MISSING, "indexed but its file is missing",
+    )  # fmt: skip
+
+
+def _refused(record: InstanceRecord, reason: str, code: int) -> InstanceOutcome:
+    return InstanceOutcome(
+        record.study_uid, record.series_uid, record.sop_instance_uid, record.sop_class_uid,
+        InstanceStatus.FAILED, not_sent_again(reason), reason_code=code,
     )  # fmt: skip
 
 

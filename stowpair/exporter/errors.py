@@ -79,6 +79,8 @@ def describe(exc: BaseException, url: str) -> tuple[str, bool]:
         return f"connection refused by {url}", True
     if isinstance(cause, ierror.DNSLookupError):
         return f"cannot resolve the host of {url}", True
+    if isinstance(cause, ierror.NoRouteError):
+        return f"the host of {url} is unreachable (no route)", True
     if isinstance(cause, ierror.TimeoutError | CancelledError):
         return f"connect to {url} timed out (connect-timeout)", True
     if isinstance(cause, ierror.ConnectionLost | ierror.ConnectionDone):
@@ -86,3 +88,22 @@ def describe(exc: BaseException, url: str) -> tuple[str, bool]:
     if isinstance(cause, OSError) and not isinstance(cause, ierror.ConnectError):
         return f"cannot send: {cause}", True
     return f"request to {url} failed: {type(cause).__name__}: {cause}", True
+
+
+#: Causes that say the destination cannot be reached at all right now: nothing sent in
+#: the same attempt can get through, so the rest fails at once (see ``Attempt``).
+_UNREACHABLE = (
+    ierror.ConnectionRefusedError,
+    ierror.NoRouteError,
+    ierror.DNSLookupError,
+    ierror.TCPTimedOutError,
+    ierror.TimeoutError,
+)
+
+
+def unreachable(exc: BaseException) -> bool:
+    """True when the request failed before a connection existed: refused, no route to
+    the host, unknown host, or the connect timed out."""
+    if isinstance(exc, IdleTimeout):
+        return False
+    return isinstance(_pick(root_causes(exc)), _UNREACHABLE)

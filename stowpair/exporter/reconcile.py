@@ -46,7 +46,8 @@ def quote_body(body: bytes) -> str:
 
 
 def failure_reason_text(code: int) -> tuple[str, bool]:
-    """Table I.2-2 meaning of a FailureReason, and whether a retry may help."""
+    """Table I.2-2 meaning of a FailureReason, and whether a retry may help (transient:
+    :func:`~stowpair.exporter.outcome.is_transient_refusal`)."""
     if code == 0xC122:
         return (
             "the server does not accept this transfer syntax (0xC122); set the web app's "
@@ -61,6 +62,8 @@ def failure_reason_text(code: int) -> tuple[str, bool]:
         return f"data set does not match SOP Class (0x{code:04X})", False
     if code == 0x0122:
         return "SOP Class not supported (0x0122)", False
+    if code == 0x0111:
+        return "the server holds this SOP Instance UID with other content (0x0111)", False
     if 0xC000 <= code <= 0xCFFF:
         return f"cannot understand (0x{code:04X})", False
     return f"failure reason 0x{code:04X}", False

@@ -16,7 +16,7 @@ from stowpair.auth.tokens import TokenError
 from stowpair.dicom.transfer_syntax import select
 from stowpair.exporter.body import BodyPart
 from stowpair.exporter.client import HTTPAnswer, StowClient
-from stowpair.exporter.errors import describe
+from stowpair.exporter.errors import describe, unreachable
 from stowpair.exporter.outcome import InstanceOutcome, InstanceStatus
 from stowpair.exporter.reconcile import Verdict, acknowledges_nothing, reconcile, retry_after
 from stowpair.logs import register_events
@@ -32,6 +32,7 @@ register_events(
             "failed", "reason", "elapsed",
         ),
         "exporter.request.split": ("webapp", "url", "instances", "bytes"),
+        "exporter.destination.unreachable": ("webapp", "url", "reason"),
         "exporter.request.unauthorized": ("webapp", "url", "instances", "retry"),
         "exporter.peer.transfer_syntax_ignored": ("webapp", "url"),
         "exporter.bug": (),
@@ -102,6 +103,10 @@ class Attempt:
         self._work_dir = work_dir
         self._results: dict[str, InstanceOutcome] = {}
         self.retry_after: float | None = None
+        #: Set when the destination could not be reached (refused, no route, unknown
+        #: host, connect timeout): the rest of this attempt fails at once with it, and
+        #: the retry schedule tries again later.
+        self.unreachable: Verdict | None = None
 
     def item(self, record: InstanceRecord) -> Item:
         accepted = self.client.webapp.properties.transfer_syntax
@@ -112,6 +117,11 @@ class Attempt:
 
     def results(self) -> list[InstanceOutcome]:
         return list(self._results.values())
+
+    def results_of(self, batch: Sequence[Item]) -> list[InstanceOutcome]:
+        """The results of a batch's instances (every instance sent has one)."""
+        found = (self._results.get(item.record.sop_instance_uid) for item in batch)
+        return [r for r in found if r is not None]
 
     def record(
         self,
@@ -152,13 +162,17 @@ class Attempt:
                 retryable=outcome.retryable,
             )
 
-    def fail_unsendable(self, item: Item, reason: str) -> None:
-        self.record(
-            item.record, InstanceStatus.FAILED, verdict=Verdict(InstanceStatus.FAILED, reason)
-        )
+    def fail_unsendable(self, item: Item, reason: str, reason_code: int | None = None) -> None:
+        verdict = Verdict(InstanceStatus.FAILED, reason, reason_code)
+        self.record(item.record, InstanceStatus.FAILED, verdict=verdict)
 
     async def send(self, batch: list[Item]) -> None:
-        """Prepare (decompress), POST, record; never raises."""
+        """Prepare (decompress), POST, record; never raises. Once the destination was
+        found unreachable in this attempt, the batch fails at once with that reason."""
+        if self.unreachable is not None:
+            for item in batch:
+                self.record(item.record, InstanceStatus.FAILED, verdict=self.unreachable)
+            return
         prepared: list[_Prepared] = []
         try:
             prepared = await self._prepare(batch)
@@ -220,8 +234,10 @@ class Attempt:
     async def _post(self, prepared: list[_Prepared], retried: bool = False) -> None:
         """One request; on a 401 to an access token, one retry with a fresh token."""
         started = self._reactor.seconds()
+        if self.unreachable is not None:  # e.g. the second half of a split batch
+            self._finish(prepared, {}, self.unreachable, None, started)
+            return
         url = self.client.webapp.studies_url
-        total = sum(p.part.size for p in prepared)
         with_parameter = self.client.transfer_syntax_parameter
         headers = dict(self._headers)
         try:
@@ -238,20 +254,12 @@ class Attempt:
         except Exception as e:
             reason, retryable = describe(e, url)
             verdict = Verdict(InstanceStatus.FAILED, reason, retryable=retryable)
+            if unreachable(e) and self.unreachable is None:
+                self._give_up(verdict, url)
             self._finish(prepared, {}, verdict, None, started)
             return
-        if answer.status == 413 and len(prepared) > 1:
-            self.log.info(
-                "{url} answered 413 to {instances} instances ({bytes} bytes): halving",
-                event="exporter.request.split",
-                webapp=self.client.webapp.name,
-                url=url,
-                instances=len(prepared),
-                bytes=total,
-            )
-            half = len(prepared) // 2
-            await self._post(prepared[:half])
-            await self._post(prepared[half:])
+        if answer.status == 413:
+            await self._too_large(prepared, answer, started)
             return
         if answer.status == 401 and not retried and self._auth.refused(auth):
             self.log.info(
@@ -270,6 +278,54 @@ class Attempt:
             await self._post(prepared, retried)
             return
         self._finish(prepared, self._verdicts(prepared, answer), None, answer.status, started)
+
+    def _give_up(self, verdict: Verdict, url: str) -> None:
+        self.unreachable = verdict
+        self.log.warn(
+            "{url} cannot be reached ({reason}): the rest of this attempt fails at once;"
+            " the retry schedule tries again",
+            event="exporter.destination.unreachable",
+            webapp=self.client.webapp.name,
+            url=url,
+            reason=verdict.reason,
+        )
+
+    async def _too_large(
+        self, prepared: list[_Prepared], answer: HTTPAnswer, started: float
+    ) -> None:
+        """413: keep what the answer lists as stored, halve the rest and send both
+        halves; a single instance answered 413 fails."""
+        prepared = self._keep_stored(prepared, answer, started)
+        if len(prepared) <= 1:
+            if prepared:
+                verdicts = self._verdicts(prepared, answer)
+                self._finish(prepared, verdicts, None, answer.status, started)
+            return
+        self.log.info(
+            "{url} answered 413 to {instances} instances ({bytes} bytes): halving",
+            event="exporter.request.split",
+            webapp=self.client.webapp.name,
+            url=self.client.webapp.studies_url,
+            instances=len(prepared),
+            bytes=sum(p.part.size for p in prepared),
+        )
+        half = len(prepared) // 2
+        await self._post(prepared[:half])
+        await self._post(prepared[half:])
+
+    def _keep_stored(
+        self, prepared: list[_Prepared], answer: HTTPAnswer, started: float
+    ) -> list[_Prepared]:
+        """A 413 may still list instances the server stored before the body passed its
+        limit (stowrsd and stowpair's ingest do): those are done; the rest is returned to
+        be sent again in smaller requests."""
+        verdicts = reconcile([p.item.record.sop_instance_uid for p in prepared], answer)
+        delivered = (InstanceStatus.COMPLETED, InstanceStatus.WARNING)
+        stored = {uid: v for uid, v in verdicts.items() if v.status in delivered}
+        if stored:
+            done = [p for p in prepared if p.item.record.sop_instance_uid in stored]
+            self._finish(done, stored, None, answer.status, started)
+        return [p for p in prepared if p.item.record.sop_instance_uid not in stored]
 
     def _drop_transfer_syntax_parameter(self, url: str) -> None:
         """Fall back to bare ``application/dicom`` parts for this web app (sticky)."""

@@ -34,6 +34,7 @@ from stowpair.exporter.outcome import (
     InstanceStatus,
     Outcome,
     TaskStatus,
+    not_sent_again,
 )
 from stowpair.exporter.outcome_rule import entity_text, outcome_message, outcome_status
 from stowpair.exporter.sending import Attempt, Item, make_batches
@@ -201,10 +202,16 @@ class StowExporter:
         cancellation: Cancellation,
         entity: str,
     ) -> Outcome:
-        done = request.already_done
-        todo = [r for r in query.instances if r.sop_instance_uid not in done]
-        missing = [r for r in query.missing if r.sop_instance_uid not in done]
-        already = len(query.instances) + len(query.missing) - len(todo) - len(missing)
+        done, refused = request.already_done, request.refused
+        records = [*query.instances, *query.missing]
+        already = sum(1 for r in records if r.sop_instance_uid in done)
+        for record in records:
+            if record.sop_instance_uid in refused and record.sop_instance_uid not in done:
+                reason, code = refused[record.sop_instance_uid]
+                attempt.fail_unsendable(attempt.item(record), not_sent_again(reason), code)
+        skip = done | refused.keys()
+        todo = [r for r in query.instances if r.sop_instance_uid not in skip]
+        missing = [r for r in query.missing if r.sop_instance_uid not in skip]
         props = attempt.client.webapp.properties
         items = [attempt.item(record) for record in todo]
         batches = make_batches(
@@ -225,11 +232,13 @@ class StowExporter:
                     attempt.record(item.record, InstanceStatus.CANCELED, "export cancelled")
                 return
             await attempt.send(batch)
+            if request.on_results is not None:  # holds this slot until recorded
+                await request.on_results(attempt.results_of(batch))
 
         await DeferredList(
             [semaphore.run(lambda b: Deferred.fromCoroutine(guarded(b)), b) for b in batches]
         )
-        return self._outcome(attempt, entity, len(todo) + len(missing) + already, already)
+        return self._outcome(attempt, entity, len(records), already)
 
     def _outcome(self, attempt: Attempt, entity: str, matches: int, already: int) -> Outcome:
         results = attempt.results()

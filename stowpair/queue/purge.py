@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from twisted.logger import Logger
 
 from stowpair.config.model import Queue
-from stowpair.exporter.outcome import InstanceOutcome, Outcome, TaskStatus
+from stowpair.exporter.outcome import InstanceOutcome, TaskStatus
 from stowpair.queue.model import InstanceResult, Task
 from stowpair.queue.store import TaskStore
 
@@ -37,12 +39,10 @@ async def purge_finished(store: TaskStore, queue: Queue, now: float) -> None:
             )
 
 
-def results_of(task: Task, outcome: Outcome | None) -> list[InstanceResult]:
-    """The per-instance rows of one attempt (attempt = failures so far + 1)."""
-    if outcome is None:
-        return []
+def results_of(task: Task, instances: Iterable[InstanceOutcome]) -> list[InstanceResult]:
+    """The per-instance rows of the task's running attempt (attempt = failures so far + 1)."""
     attempt = task.failures + 1
-    return [_result(task.task_id, attempt, i) for i in outcome.instances]
+    return [_result(task.task_id, attempt, i) for i in instances]
 
 
 def _result(task_id: int, attempt: int, i: InstanceOutcome) -> InstanceResult:

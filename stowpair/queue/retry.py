@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from stowpair.config.model import Queue
-from stowpair.exporter.outcome import InstanceStatus, Outcome, TaskStatus
+from stowpair.exporter.outcome import (
+    InstanceOutcome,
+    InstanceStatus,
+    Outcome,
+    TaskStatus,
+    is_permanent_refusal,
+)
 
 
 def retry_delay(queue: Queue, failures: int) -> float | None:
@@ -26,23 +32,24 @@ def retry_delay(queue: Queue, failures: int) -> float | None:
 
 
 def should_retry(status: TaskStatus, queue: Queue, outcome: Outcome | None) -> bool:
-    """FAILED is retried; WARNING with ``retry-on-warning``, or when it was transient."""
+    """FAILED is retried (dcm4chee). WARNING is retried when an instance failed for a
+    transient reason, or with ``retry-on-warning``; never when every failure is a
+    permanent refusal (0xA9xx, 0xCxxx ...): sending those again cannot help."""
     if status == TaskStatus.FAILED:
         return True
-    return status == TaskStatus.WARNING and (
-        queue.retry_on_warning or transient_failures_only(outcome)
-    )
-
-
-def transient_failures_only(outcome: Outcome | None) -> bool:
-    """True when instances failed and every failure may pass on a later attempt.
-
-    dcm4chee ends such an export WARNING and retries it only with ``retry-on-warning``,
-    so an unreachable destination (connection refused, 503, timeouts, 0xA7xx) leaves the
-    export incomplete for good. We keep dcm4chee's outcome and message, but retry these:
-    a retry re-sends only the instances that did not complete.
-    """
-    if outcome is None:
+    if status != TaskStatus.WARNING:
         return False
-    failed = [i for i in outcome.instances if i.status == InstanceStatus.FAILED]
-    return bool(failed) and all(i.retryable for i in failed)
+    failed = _failed(outcome)
+    if any(i.retryable for i in failed):
+        return True
+    return queue.retry_on_warning and not (failed and all(_permanent(i) for i in failed))
+
+
+def _failed(outcome: Outcome | None) -> list[InstanceOutcome]:
+    if outcome is None:
+        return []
+    return [i for i in outcome.instances if i.status == InstanceStatus.FAILED]
+
+
+def _permanent(i: InstanceOutcome) -> bool:
+    return i.reason_code is not None and is_permanent_refusal(i.reason_code)

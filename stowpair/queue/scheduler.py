@@ -12,7 +12,7 @@ delivered by earlier attempts (``ExportRequest.already_done``).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -31,12 +31,14 @@ from stowpair.exporter.outcome import (
     ExporterProvider,
     ExportError,
     ExportRequest,
+    InstanceOutcome,
     Outcome,
     TaskStatus,
+    is_permanent_refusal,
 )
 from stowpair.exporter.outcome_rule import failure_summary
 from stowpair.queue import events as _events  # noqa: F401  (registers event names)
-from stowpair.queue.model import PENDING, Task
+from stowpair.queue.model import PENDING, Task, TaskFilter
 from stowpair.queue.purge import purge_finished, results_of
 from stowpair.queue.retry import retry_delay, should_retry
 from stowpair.queue.store import TaskStore
@@ -50,6 +52,8 @@ class _Running:
     #: Why it was cancelled: by a user (-> CANCELED) or by shutdown (-> SCHEDULED).
     stop_reason: Literal["", "user", "shutdown"] = ""
     already_done: frozenset[str] = frozenset()
+    #: SOP Instance UIDs whose results this attempt has already recorded.
+    recorded: set[str] = field(default_factory=set)
 
 
 class ExportScheduler(Service):
@@ -151,23 +155,51 @@ class ExportScheduler(Service):
     def startService(self) -> None:
         super().startService()
         self._stopping = False
-        device = self.config.device.name
-        d: Deferred[None] = self._store.reset_in_process(device).addCallback(
-            self._log_reset, device
-        )
+        d: Deferred[None] = Deferred.fromCoroutine(self._recover_interrupted())
         d.addErrback(self._log_error, "queue.poll.error")
         d.addCallback(lambda _: self._start_loop())
         self.started = d
 
-    def _log_reset(self, count: int, device: str) -> None:
-        if count:
+    async def _recover_interrupted(self) -> None:
+        """Tasks of this device found IN PROCESS at start-up had their attempt cut short
+        (the process was killed or crashed). Each such attempt counts as a failure, as
+        any failed attempt does: the retry schedule applies and ``max-retries`` ends a
+        crash loop. What the attempt had recorded stays, so only the rest is sent again.
+        """
+        device = self.config.device.name
+        flt = TaskFilter(device_name=device, statuses=(TaskStatus.IN_PROCESS,))
+        interrupted = await self._store.find(flt)
+        if interrupted:
             self.log.warn(
-                "{count} task(s) of device {device} were IN PROCESS at startup;"
-                " rescheduled them (SCHEDULED)",
-                count=count,
+                "{count} task(s) of device {device} were IN PROCESS at startup: their"
+                " attempts were interrupted and count as failed attempts",
+                count=len(interrupted),
                 device=device,
                 event="queue.startup.reset",
             )
+        for task in interrupted:
+            delivered = await self._store.delivered(task.task_id)
+            changes = self._interrupted_changes(task, len(delivered))
+            updated = await self._store.finish(task.task_id, [], changes, (TaskStatus.IN_PROCESS,))
+            if updated is not None:
+                self._log_state(updated, task.status)
+
+    def _interrupted_changes(self, task: Task, delivered: int) -> dict[str, Any]:
+        queue = self.config.queues.get(task.queue_name, Queue(task.queue_name))
+        attempt = task.failures + 1
+        message = (
+            f"Attempt {attempt} interrupted: the process stopped while it ran (crash or kill);"
+            f" {delivered} instance(s) acknowledged so far are not sent again"
+        )
+        changes: dict[str, Any] = {
+            "processing_end_time": None,
+            "error_message": "export interrupted: the process stopped while it ran",
+            "outcome_message": message,
+        }
+        changes.update(self._retry(task, queue, None))
+        if changes.get("status") != TaskStatus.SCHEDULED_FOR_RETRY:
+            changes.update(status=TaskStatus.FAILED, processing_end_time=self._clock.seconds())
+        return changes
 
     def _start_loop(self) -> None:
         if not self.running or self._stopping:
@@ -326,9 +358,7 @@ class ExportScheduler(Service):
     # -- running one export ------------------------------------------------------------
 
     def _launch(self, running: _Running) -> None:
-        export: Deferred[Outcome] = self._store.delivered(running.task.task_id).addCallback(
-            self._export, running
-        )
+        export = Deferred.fromCoroutine(self._attempt(running))
         running.export = export
         d = Deferred.fromCoroutine(self._run(running, export))
         d.addErrback(self._log_error, "queue.task.error")
@@ -343,7 +373,25 @@ class ExportScheduler(Service):
         else:
             await self._succeeded(outcome, running)
 
-    def _export(self, already_done: frozenset[str], running: _Running) -> Deferred[Outcome]:
+    async def _attempt(self, running: _Running) -> Outcome:
+        """One attempt, knowing what earlier attempts settled: delivered instances, and
+        instances refused for good (a permanent Failure Reason, docs/exporter.md), which
+        are not sent again."""
+        task_id = running.task.task_id
+        delivered = await self._store.delivered(task_id)
+        refused = {
+            r.sop_instance_uid: (r.reason, r.reason_code)
+            for r in await self._store.refusals(task_id)
+            if r.reason_code is not None and is_permanent_refusal(r.reason_code)
+        }
+        return await self._export(delivered, refused, running)
+
+    def _export(
+        self,
+        already_done: frozenset[str],
+        refused: dict[str, tuple[str, int]],
+        running: _Running,
+    ) -> Deferred[Outcome]:
         task = running.task
         running.already_done = already_done
         exporter = self.config.exporters.get(task.exporter_id)
@@ -359,21 +407,49 @@ class ExportScheduler(Service):
                 f" {exporter.scheme!r} of {exporter.uri!r} (known: {sorted(self._providers)})"
             )
         request = ExportRequest(
-            exporter, task.study_uid, task.series_uid, task.sop_uid, already_done
+            exporter,
+            task.study_uid,
+            task.series_uid,
+            task.sop_uid,
+            already_done,
+            refused,
+            on_results=lambda outcomes: self._record(running, outcomes),
         )
         return provider.export(request, running.cancellation)
 
+    def _record(self, running: _Running, outcomes: Sequence[InstanceOutcome]) -> Deferred[None]:
+        """Commit one request's results now (durable progress). A failed commit is logged
+        and the results are written again when the attempt ends."""
+        fresh = [o for o in outcomes if o.sop_instance_uid not in running.recorded]
+        uids = {o.sop_instance_uid for o in fresh}
+        running.recorded |= uids
+        rows = results_of(running.task, fresh)
+        d = self._store.record_results(
+            running.task.task_id, rows, (TaskStatus.IN_PROCESS, TaskStatus.CANCELED)
+        )
+
+        def failed(failure: Failure) -> None:
+            running.recorded -= uids
+            self.log.failure(
+                "Could not record the results of task {task_id} yet ({error}); they are"
+                " written when the attempt ends",
+                failure,
+                task_id=running.task.task_id,
+                exporter_id=running.task.exporter_id,
+                error=str(failure.value),
+                event="queue.task.error",
+            )
+
+        return d.addCallbacks(lambda _: None, failed)
+
     def _succeeded(self, outcome: Outcome, running: _Running) -> Deferred[None]:
-        delivered_before = len(running.already_done)
         changes: dict[str, Any] = {
             "processing_end_time": self._clock.seconds(),
             "outcome_message": outcome.message,
             "error_message": failure_summary(outcome),
-            "number_of_instances": delivered_before
-            + outcome.completed
-            + outcome.warning
-            + outcome.failed
-            + outcome.missing,
+            # the counts cover the whole entity (see Outcome): earlier attempts' deliveries
+            # are in `completed`, missing files in `failed`
+            "number_of_instances": outcome.completed + outcome.warning + outcome.failed,
         }
         status = outcome.status
         if status not in (TaskStatus.COMPLETED, TaskStatus.WARNING, TaskStatus.CANCELED):
@@ -417,7 +493,10 @@ class ExportScheduler(Service):
         elif should_retry(status, queue, outcome):
             changes.update(self._retry(task, queue, retry_after))
         changes.setdefault("status", status)
-        results = results_of(task, outcome)
+        instances = outcome.instances if outcome is not None else ()
+        results = results_of(
+            task, [i for i in instances if i.sop_instance_uid not in running.recorded]
+        )
         d = self._store.finish(
             task.task_id, results, changes, (TaskStatus.IN_PROCESS, TaskStatus.CANCELED)
         )

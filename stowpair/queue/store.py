@@ -19,7 +19,7 @@ from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
-from stowpair.exporter.outcome import TaskStatus
+from stowpair.exporter.outcome import InstanceStatus, TaskStatus
 from stowpair.queue import sql
 from stowpair.queue.batch import batches_query
 from stowpair.queue.model import (
@@ -76,10 +76,17 @@ class TaskStore(Protocol):
     def due(self, device: str, queue: str, now: float, limit: int) -> Deferred[list[Task]]:
         """SCHEDULED / SCHEDULED FOR RETRY tasks with ``scheduled_time <= now``, oldest first."""
 
-    def reset_in_process(self, device: str) -> Deferred[int]:
-        """IN PROCESS -> SCHEDULED (startup after a crash); fires with the count."""
-
     def purge(self, queue: str, status: TaskStatus, before: float) -> Deferred[int]: ...
+
+    def record_results(
+        self,
+        task_id: int,
+        results: Sequence[InstanceResult],
+        only_if: Collection[TaskStatus],
+    ) -> Deferred[bool]:
+        """Commit per-instance results of the running attempt as they arrive (durable
+        progress: after a crash, what was acknowledged is not sent again). Written only
+        while the task has a status in ``only_if``; fires True when written."""
 
     def finish(
         self,
@@ -88,10 +95,16 @@ class TaskStore(Protocol):
         changes: Mapping[str, Any],
         only_if: Collection[TaskStatus],
     ) -> Deferred[Task | None]:
-        """Store one attempt's per-instance results and the new task state together."""
+        """Store the attempt's remaining per-instance results and the new task state
+        together (one transaction)."""
 
     def delivered(self, task_id: int) -> Deferred[frozenset[str]]:
-        """SOP Instance UIDs delivered (COMPLETED or WARNING) by earlier attempts."""
+        """SOP Instance UIDs delivered (COMPLETED or WARNING) by any attempt so far,
+        including results recorded by an attempt that was interrupted."""
+
+    def refusals(self, task_id: int) -> Deferred[list[InstanceResult]]:
+        """Instances whose latest result is FAILED with a Failure Reason code (the
+        destination judged the instance itself), one per SOP Instance UID."""
 
     def results(self, task_id: int) -> Deferred[list[InstanceResult]]: ...
 
@@ -220,6 +233,15 @@ class SQLiteTaskStore:
             lambda db: frozenset(r[0] for r in db.execute(query, [task_id, *DELIVERED]))
         )
 
+    def refusals(self, task_id: int) -> Deferred[list[InstanceResult]]:
+        query = (
+            "SELECT * FROM task_instance AS r WHERE task_pk = ? AND status = ?"
+            " AND reason_code IS NOT NULL AND rowid = (SELECT MAX(rowid) FROM task_instance"
+            " WHERE task_pk = r.task_pk AND sop_iuid = r.sop_iuid) ORDER BY rowid"
+        )
+        params = [task_id, InstanceStatus.FAILED]
+        return self._call(lambda db: [sql.result_from_row(r) for r in db.execute(query, params)])
+
     def results(self, task_id: int) -> Deferred[list[InstanceResult]]:
         query = "SELECT * FROM task_instance WHERE task_pk = ? ORDER BY rowid"
         return self._call(lambda db: [sql.result_from_row(r) for r in db.execute(query, [task_id])])
@@ -275,15 +297,6 @@ class SQLiteTaskStore:
         inner = "SELECT pk FROM task" + clause + sql.order_limit(flt)
         return self._call(lambda db: _delete(db, f"pk IN ({inner})", params))
 
-    def reset_in_process(self, device: str) -> Deferred[int]:
-        now = self._clock.seconds()
-        query = (
-            "UPDATE task SET task_status = ?, updated_time = ?, proc_start_time = NULL"
-            " WHERE device_name = ? AND task_status = ?"
-        )
-        params = [TaskStatus.SCHEDULED, now, device, TaskStatus.IN_PROCESS]
-        return self._call(lambda db: db.execute(query, params).rowcount)
-
     def purge(self, queue: str, status: TaskStatus, before: float) -> Deferred[int]:
         return self._call(
             lambda db: _delete(
@@ -292,6 +305,24 @@ class SQLiteTaskStore:
                 [queue, status, before],
             )
         )
+
+    def record_results(
+        self,
+        task_id: int,
+        results: Sequence[InstanceResult],
+        only_if: Collection[TaskStatus],
+    ) -> Deferred[bool]:
+        query = (
+            f"SELECT 1 FROM task WHERE pk = ? AND task_status IN ({','.join('?' * len(only_if))})"
+        )
+
+        def work(db: sqlite3.Connection) -> bool:
+            if db.execute(query, [task_id, *only_if]).fetchone() is None:
+                return False
+            _insert_results(db, task_id, results)
+            return True
+
+        return self._call(work)
 
     def finish(
         self,
@@ -306,10 +337,7 @@ class SQLiteTaskStore:
         def work(db: sqlite3.Connection) -> Task | None:
             if not _update(db, task_id, changes, now, only_if):
                 return None
-            db.executemany(
-                "INSERT INTO task_instance VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                [_result_row(task_id, r) for r in results],
-            )
+            _insert_results(db, task_id, results)
             return _get(db, task_id)
 
         return self._call(work)
@@ -409,6 +437,15 @@ def _postpone(task: Task, new: NewTask) -> dict[str, Any]:
     if modalities != task.modalities:
         changes["modalities"] = modalities
     return changes
+
+
+def _insert_results(
+    db: sqlite3.Connection, task_id: int, results: Sequence[InstanceResult]
+) -> None:
+    db.executemany(
+        "INSERT INTO task_instance VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        [_result_row(task_id, r) for r in results],
+    )
 
 
 def _result_row(task_id: int, r: InstanceResult) -> tuple[Any, ...]:

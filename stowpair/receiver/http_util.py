@@ -97,10 +97,13 @@ def cors_headers(
 
 
 def stow_status(result: TransactionResult) -> int:
-    """PS3.18 Table 10.5.3-1: 200 all stored, 202 some, 409 none (well-formed), 400 syntax.
+    """PS3.18 Table 10.5.3-1: 200 all stored, 202 some, 409 none (well-formed), 400 syntax,
+    413 when the body passed the size limit (the response still lists what was stored).
 
     Warnings alone keep 200 (dcm4chee's choice; stored instances carry WarningReason).
     """
+    if result.limit_error is not None:
+        return 413
     if result.syntax_error is not None:
         return 400
     if not result.failed:

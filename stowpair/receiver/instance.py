@@ -13,16 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_dataset
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
-from stowpair.dicom.uids import InvalidUID, is_valid_uid, validate_uid
+from stowpair.dicom.header import CorruptHeader, decode_header, one_line, raw_uid
+from stowpair.dicom.uids import InvalidUID, uid_from_value, validate_uid
 
 #: Failure Reasons (PS3.18 Table I.2-2) used by the receiver.
 CANNOT_UNDERSTAND = 0xC000
@@ -96,7 +96,7 @@ class _Head(BytesIO):
 
 def _read(
     open_part: Callable[[], BinaryIO], part_ts: str | None, defer: int | None = _DEFER
-) -> tuple[Dataset, str | None]:
+) -> tuple[Dataset, str]:
     """Read the header; return it and the transfer syntax from File Meta (or None)."""
     with open_part() as f:
         head = f.read(132)
@@ -124,9 +124,25 @@ def _read(
     return ds, part_ts
 
 
-def _text(ds: Dataset, keyword: str) -> Any:
-    value = ds.get(keyword)
-    return str(value).strip() if value is not None else None
+#: (tag, name) of the UIDs every stored instance needs, as they are checked.
+_UIDS = (
+    (0x00080016, "SOP Class UID (0008,0016)"),
+    (0x00080018, "SOP Instance UID (0008,0018)"),
+    (0x0020000D, "Study Instance UID (0020,000D)"),
+    (0x0020000E, "Series Instance UID (0020,000E)"),
+)
+_SOP_CLASS, _SOP_INSTANCE = 0x00080016, 0x00080018
+_MEDIA_SOP_INSTANCE, _MEDIA_NAME = 0x00020003, "Media Storage SOP Instance UID (0002,0003)"
+_TRANSFER_SYNTAX, _TS_NAME = 0x00020010, "Transfer Syntax UID (0002,0010)"
+
+
+def _uid_or_none(value: str | bytes | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return uid_from_value(value, "UID")
+    except InvalidUID:
+        return None
 
 
 def read_instance_header(path: Path, part_number: int, part_ts: str | None) -> InstanceHeader:
@@ -173,38 +189,40 @@ def _header(
     part_ts: str | None,
     defer: int | None = _DEFER,
 ) -> InstanceHeader:
+    """Read, decode and check a header: 0xC000 when any of it cannot be parsed, 0xA900
+    when a required UID is missing or invalid (PS3.18 Table I.2-2)."""
     where = f"part {part_number}"
     try:
         ds, ts = _read(open_part, part_ts, defer)
     except _NeedMore:
         raise
-    except (InvalidDicomError, ValueError, EOFError, OSError, KeyError, TypeError) as e:
-        raise InstanceError(
-            CANNOT_UNDERSTAND, f"{where} is not a readable DICOM instance: {e}"
-        ) from None
     except Exception as e:  # pydicom raises a wide range on hostile input
         raise InstanceError(
-            CANNOT_UNDERSTAND, f"{where} is not a readable DICOM instance: {type(e).__name__}"
+            CANNOT_UNDERSTAND, f"{where} is not a readable DICOM instance: {one_line(e)}"
         ) from None
-    sop_class = _text(ds, "SOPClassUID")
-    sop_instance = _text(ds, "SOPInstanceUID")
-    if sop_class is None and sop_instance is None:
+    meta = getattr(ds, "file_meta", None)
+    raw = {tag: raw_uid(ds, tag) for tag, _ in _UIDS}  # before decoding strips them
+    media, ts_value = raw_uid(meta, _MEDIA_SOP_INSTANCE), raw_uid(meta, _TRANSFER_SYNTAX)
+    if raw[_SOP_CLASS] is None and raw[_SOP_INSTANCE] is None:
         raise InstanceError(
             CANNOT_UNDERSTAND, f"{where} is not a DICOM instance: it has no SOP Class/Instance UID"
         )
-    known_class = sop_class if sop_class and is_valid_uid(sop_class) else None
-    known_instance = sop_instance if sop_instance and is_valid_uid(sop_instance) else None
+    known = (_uid_or_none(raw[_SOP_CLASS]), _uid_or_none(raw[_SOP_INSTANCE]))
     try:
-        sop_class = validate_uid(sop_class, f"{where}: SOP Class UID (0008,0016)")
-        sop_instance = validate_uid(sop_instance, f"{where}: SOP Instance UID (0008,0018)")
-        study = validate_uid(_text(ds, "StudyInstanceUID"), f"{where}: Study Instance UID")
-        series = validate_uid(_text(ds, "SeriesInstanceUID"), f"{where}: Series Instance UID")
-        ts = validate_uid(ts, f"{where}: Transfer Syntax UID (0002,0010)")
+        decode_header(ds, ts, size)
+    except CorruptHeader as e:
+        raise InstanceError(
+            CANNOT_UNDERSTAND, f"{where} is not a readable DICOM instance: {e}", *known
+        ) from None
+    try:
+        sop_class, sop_instance, study, series = (
+            _checked_uid(raw[tag], f"{where}: {name}") for tag, name in _UIDS
+        )
+        ts = _checked_uid(ts_value or ts, f"{where}: {_TS_NAME}")
+        stored_as = _checked_uid(media, f"{where}: {_MEDIA_NAME}") if media else None
     except InvalidUID as e:
-        raise InstanceError(DOES_NOT_MATCH_SOP_CLASS, str(e), known_class, known_instance) from None
-    meta = getattr(ds, "file_meta", None)
-    stored_as = _text(meta, "MediaStorageSOPInstanceUID") if meta is not None else None
-    if stored_as and stored_as != sop_instance:
+        raise InstanceError(DOES_NOT_MATCH_SOP_CLASS, str(e), *known) from None
+    if stored_as is not None and stored_as != sop_instance:
         raise InstanceError(
             DOES_NOT_MATCH_SOP_CLASS,
             f"{where}: Media Storage SOP Instance UID {stored_as} in the File Meta differs"
@@ -213,3 +231,9 @@ def _header(
             sop_instance,
         )
     return InstanceHeader(sop_class, sop_instance, study, series, ts, part_number, size, ds)
+
+
+def _checked_uid(value: str | bytes | None, what: str) -> str:
+    if value is None:
+        return validate_uid(None, what)  # raises: missing
+    return uid_from_value(value, what)

@@ -98,22 +98,37 @@ class _Upload:
     transaction: StowTransaction
     started: float
     limit: int | None
-    rejected: EarlyResponse | None = None
+    #: The body passed ``limit``: the rest is dropped, a 413 lists what was stored.
+    over_limit: bool = False
+    #: twisted.web renders the request (the body ended, or it was buffered first), so
+    #: the 413 goes out as a normal response rather than an early one.
+    rendering: bool = False
 
     def feed(self, data: bytes) -> None:
-        if self.rejected is not None:
+        if self.over_limit:
             return
-        if self.limit is not None and self.transaction.result.bytes + len(data) > self.limit:
-            # PS3.18 §8.5: 413; parts completely received before stay stored.
-            self.transaction.abort()
-            self.rejected = self.resource.too_large(self.limit)
-            self.resource.log_request(
-                self.request, self.started, 413, self.transaction.result, "body too large"
-            )
-            if isinstance(self.request, StreamingRequest):
-                self.request.answer_early(self.rejected, self.resource.clock)
+        room = None if self.limit is None else self.limit - self.transaction.result.bytes
+        if room is None or len(data) <= room:
+            self.transaction.feed(data)
             return
-        self.transaction.feed(data)
+        # PS3.18 §8.5: 413. Parts that ended within the limit are stored; the answer
+        # waits for them and lists them, so no stored instance is hidden from the client.
+        self.transaction.feed(data[:room])
+        self.over_limit = True
+        self.transaction.stop_at_limit(self.limit or 0)
+        d = self.transaction.finish()
+        d.addCallback(self._answer_over_limit)
+        d.addErrback(
+            lambda f: self.resource.log.failure("answering failed", f, event="receiver.error")
+        )
+
+    def _answer_over_limit(self, result: TransactionResult) -> None:
+        if self.rendering or not isinstance(self.request, StreamingRequest):
+            self.resource.respond(result, self.request, self)
+            return
+        early = self.resource.early_store_response(result, self.request)
+        self.request.answer_early(early, self.resource.clock)
+        self.resource.log_request(self.request, self.started, early.code, result)
 
     def connection_lost(self) -> None:
         self.transaction.abort()
@@ -250,8 +265,11 @@ class StowResource(Resource):
         return None
 
     def too_large(self, limit: int) -> EarlyResponse:
+        option = self.settings.max_request_size_option
         return EarlyResponse(
-            413, f"request body larger than {limit} bytes (--max-request-size)\n".encode()
+            413,
+            f"request body larger than {limit} bytes ({option}); nothing was read or"
+            " stored\n".encode(),
         )
 
     def _early(
@@ -302,13 +320,15 @@ class StowResource(Resource):
                 return _render_early(request, decision)
             assert isinstance(decision, _Upload)
             upload = decision
+            upload.rendering = True
             content = request.content
-            while content is not None and (chunk := content.read(_CHUNK)):
+            while not upload.over_limit and content is not None and (chunk := content.read(_CHUNK)):
                 upload.feed(chunk)
-            if upload.rejected is not None:
-                return _render_early(request, upload.rejected)
+        upload.rendering = True
+        if upload.over_limit:
+            return NOT_DONE_YET  # the 413 is written once the stored parts settle
         d = upload.transaction.finish()
-        d.addCallback(self._respond, request, upload)
+        d.addCallback(self.respond, request, upload)
         d.addErrback(self._answer_failed, request)
         return NOT_DONE_YET
 
@@ -327,26 +347,24 @@ class StowResource(Resource):
         request.write(_render_early(request, answer))
         request.finish()
 
-    def _respond(
+    def early_store_response(self, result: TransactionResult, request: Request) -> EarlyResponse:
+        """The Store Instances Response as an answer sent before the body ended (413)."""
+        media, body = self._encoded(result, request)
+        headers = tuple(self._warnings(result) + self._cors(request))
+        self._log_outcome(result, request)
+        return EarlyResponse(stow_status(result), body, media, headers)
+
+    def _encoded(self, result: TransactionResult, request: Request) -> tuple[str, bytes]:
+        response = self._build(result, request)
+        media = getattr(request, "stow_media", JSON_MEDIA_TYPE)
+        return media, response.to_json() if media == JSON_MEDIA_TYPE else response.to_xml()
+
+    def respond(
         self, result: TransactionResult, request: Request, upload: _Upload
     ) -> Deferred[None] | None:
         code = stow_status(result)
-        response = self._build(result, request)
-        media = getattr(request, "stow_media", JSON_MEDIA_TYPE)
-        body = response.to_json() if media == JSON_MEDIA_TYPE else response.to_xml()
-        self._log_stored(result, request)
-        for failure in result.failed:
-            self.log.warn(
-                "Refused part {part} ({sop_instance_uid}) from {peer}: {reason:04X} {message}",
-                peer=_peer(request),
-                path=request.path,
-                part=failure.part_number,
-                sop_class_uid=failure.sop_class_uid,
-                sop_instance_uid=failure.sop_instance_uid,
-                reason=failure.failure_reason,
-                message=failure.message,
-                event="receiver.instance.failed",
-            )
+        media, body = self._encoded(result, request)
+        self._log_outcome(result, request)
 
         def write(_: object = None) -> None:
             if getattr(request, "_disconnected", False):
@@ -365,6 +383,21 @@ class StowResource(Resource):
             return deferLater(self.clock, delay, write)
         write()
         return None
+
+    def _log_outcome(self, result: TransactionResult, request: Request) -> None:
+        self._log_stored(result, request)
+        for failure in result.failed:
+            self.log.warn(
+                "Refused part {part} ({sop_instance_uid}) from {peer}: {reason:04X} {message}",
+                peer=_peer(request),
+                path=request.path,
+                part=failure.part_number,
+                sop_class_uid=failure.sop_class_uid,
+                sop_instance_uid=failure.sop_instance_uid,
+                reason=failure.failure_reason,
+                message=failure.message,
+                event="receiver.instance.failed",
+            )
 
     def _log_stored(self, result: TransactionResult, request: Request) -> None:
         """One event per durably stored part: receipts (and re-sends) can be counted."""
@@ -403,6 +436,8 @@ class StowResource(Resource):
         ]
         if result.syntax_error is not None:
             other.append(0xC000)
+        if result.limit_error is not None:
+            other.append(0xA700)  # Table I.2-2: refused, out of resources
         # The study named in the URL, else (POST /studies) the first stored one's.
         _, path_study = self._route(request)
         study = path_study or (result.stored[0][1].study_uid if result.stored else None)
@@ -411,7 +446,8 @@ class StowResource(Resource):
 
     def _warnings(self, result: TransactionResult) -> list[tuple[str, str]]:
         """``Warning: 299 <server> "<text>"`` per problem (PS3.18 §10.5.3.2), at most 20."""
-        texts = ([result.syntax_error] if result.syntax_error else []) + [
+        problems = [result.limit_error, result.syntax_error]
+        texts = [t for t in problems if t] + [
             f"{f.failure_reason:04X} {f.message}" for f in result.failed
         ]
         name = self.settings.server_name

@@ -75,6 +75,8 @@ class TransactionResult:
     failed: list[PartFailure] = field(default_factory=list)
     #: Where the body broke (multipart syntax), or None.
     syntax_error: str | None = None
+    #: Why the rest of the body was not read: it passed the request size limit (413).
+    limit_error: str | None = None
     parts: int = 0
     bytes: int = 0
 
@@ -148,8 +150,9 @@ class StowTransaction:
             except MultipartError as e:
                 self._syntax_error(e)
             self._stopped = True
-        if self.result.syntax_error is None and self.result.parts == 0:
-            self.result.syntax_error = "the multipart body holds no parts"
+        result = self.result
+        if result.syntax_error is None and result.limit_error is None and result.parts == 0:
+            result.syntax_error = "the multipart body holds no parts"
         d: Deferred[Any] = DeferredList(list(self._pending), consumeErrors=True)
         return d.addCallback(lambda _: self._done())
 
@@ -157,6 +160,19 @@ class StowTransaction:
         """Stop: drop the part being received (parts already ended still settle)."""
         self._stopped = True
         self._drop_current()
+
+    def stop_at_limit(self, limit: int) -> None:
+        """The body passes ``limit`` bytes: drop the part being received and read no
+        more; the parts that ended before stay stored and are listed (docs/conformance.md)."""
+        if self._stopped:
+            return
+        where = f"in part {self._part.number}" if self._part is not None else "between parts"
+        option = self.settings.max_request_size_option
+        self.result.limit_error = (
+            f"the request body passed {limit} bytes ({option}) {where}; the rest of the"
+            " body was not read and nothing in it was stored"
+        )
+        self.abort()
 
     # -- parts -------------------------------------------------------------
 
@@ -256,7 +272,7 @@ class StowTransaction:
             d = self._run(
                 lambda: read_head_header(head, part.size, part.number, part.transfer_syntax)
             )
-        d.addCallback(self._check, part)
+        d.addCallbacks(self._check, self._unreadable, callbackArgs=(part,), errbackArgs=(part,))
         d.addCallback(self._store, temp)
         d.addCallbacks(self._stored, self._failed, callbackArgs=(part,), errbackArgs=(part,))
         d.addBoth(self._settled)
@@ -297,6 +313,15 @@ class StowTransaction:
                 *uids,
             )
         return header
+
+    def _unreadable(self, failure: Failure, part: _Part) -> Failure:
+        """A header that cannot be read because the part was already refused (cut at
+        --max-part-size, disk full) keeps the reason it was refused for."""
+        e = failure.value
+        if part.problem is not None and isinstance(e, InstanceError):
+            uids = (e.sop_class_uid, e.sop_instance_uid)
+            return Failure(InstanceError(part.problem.failure_reason, part.problem.message, *uids))
+        return failure
 
     def _stored(self, result: InstanceResult, part: _Part) -> None:
         self.result.stored.append((part.number, result))

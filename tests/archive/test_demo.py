@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
 
-from stowpair.archive.demo import generate_demo_study, mix_syntaxes
+from stowpair.archive.demo import demo_uids, generate_demo_study, mix_syntaxes
 from stowpair.archive.store import read_header, valid_uid
 
 SHARED = ("StudyInstanceUID", "PatientID", "PatientName", "StudyDate", "AccessionNumber")
@@ -70,3 +72,38 @@ def test_mixed_syntaxes_are_lossless(tmp_path: Path) -> None:
         )
         assert got.StudyInstanceUID == expected.StudyInstanceUID
     assert seen == set(syntaxes)
+
+
+def test_seeded_uids_never_collide() -> None:
+    """When 100 studies × 100 instances are planned with each of three seeds, every Study,
+    Series and SOP Instance UID is distinct (across studies and seeds) and valid."""
+    seen: list[str] = []
+    for seed in (0, 7, 20261128):
+        for study_no in range(100):
+            uids = demo_uids(seed, study_no, 100, series=3)
+            seen += [uids.study, *uids.series, *uids.instances]
+    assert len(seen) == 3 * 100 * (1 + 3 + 100)
+    assert len(set(seen)) == len(seen)
+    assert all(valid_uid(uid) and uid.startswith("2.25.") for uid in seen)
+
+
+def test_study_and_instance_numbers_stay_apart() -> None:
+    """When study 1 instance 12 and study 11 instance 2 are planned with one seed, their
+    SOP Instance UIDs differ (the parts were once joined without a separator)."""
+    assert demo_uids(5, 1, 13).instances[12] != demo_uids(5, 11, 3).instances[2]
+
+
+def test_demo_data_command_writes_distinct_instances(tmp_path: Path) -> None:
+    """When `stowpair demo-data --studies 20 --seed S` runs, every file has its own SOP
+    Instance UID (it once wrote 40 duplicates)."""
+    out = tmp_path / "demo"
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from stowpair.cli import main; sys.exit(main())",
+         "demo-data", str(out), "--studies", "20", "--instances", "12", "--size", "4",
+         "--seed", "7"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    files = sorted(out.glob("*/*/*.dcm"))
+    sops = {pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in files}
+    assert len(files) == 240 and len(sops) == 240

@@ -18,6 +18,7 @@ from stowpair.archive.importer import Importer, ImportSummary
 from stowpair.archive.index import SQLiteIndex
 from stowpair.archive.store import NotStorable, read_header
 from tests.archive.conftest import FILES_BY_SYNTAX, all_bundled_files, bundled
+from tests.badinput.dicomparts import CT_IMAGE, Uids, instance
 
 
 async def run_import(index: SQLiteIndex, storage: Path, *paths: Path) -> ImportSummary:
@@ -108,6 +109,56 @@ async def test_bad_files_are_skipped_with_reasons(index: SQLiteIndex, tmp_path: 
     assert reasons["notes.txt"].startswith("not a DICOM Part 10 file")
     assert reasons["cut.dcm"].startswith("truncated")
     assert reasons["nowhere.dcm"] == "no such file or folder"
+
+
+_ROOT = "1.2.826.0.1.3680043.8.498.88"
+
+
+@pytest.mark.parametrize(
+    ("uids", "reason"),
+    [
+        (Uids(CT_IMAGE, "1.2.3\n", f"{_ROOT}.1", f"{_ROOT}.1.1"), "SOPInstanceUID '1.2.3\\n'"),
+        (Uids(CT_IMAGE, "1.2.34 ", f"{_ROOT}.2", f"{_ROOT}.2.1"), "contains ' '"),
+        (Uids(CT_IMAGE, f"{_ROOT}.3.2", f"{_ROOT}.3\t", f"{_ROOT}.3.1"), "StudyInstanceUID"),
+        (Uids(CT_IMAGE, f"{_ROOT}.4.2", f"{_ROOT}.4", "1.2.3\x00\x00"), "SeriesInstanceUID"),
+        (Uids(CT_IMAGE, f"{_ROOT}.5.2", f"{_ROOT}.5", f"{_ROOT}.05"), "leading zero"),
+    ],
+    ids=["newline", "space", "tab", "two-nuls", "leading-zero"],
+)
+@pytest_twisted.ensureDeferred
+async def test_invalid_uid_is_skipped(
+    index: SQLiteIndex, tmp_path: Path, uids: Uids, reason: str
+) -> None:
+    """When a file's UID breaks PS3.5 §9.1 (control character, whitespace, two NULs,
+    leading zero), it is skipped with the reason and nothing is stored under it."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "bad.dcm").write_bytes(instance(uids))
+    summary = await run_import(index, tmp_path / "archive", tmp_path / "src")
+    [(_, why)] = summary.skipped
+    assert summary.instances == 0 and reason in why and "PS3.5" in why
+    assert not list((tmp_path / "archive").rglob("*.dcm"))
+
+
+@pytest.mark.parametrize(
+    ("offset", "vr"), [(0, b"U4"), (0, b"\0\0"), (2, b"ZZ")], ids=["U4", "nul", "ZZ"]
+)
+@pytest_twisted.ensureDeferred
+async def test_corrupt_vr_is_skipped(
+    index: SQLiteIndex, tmp_path: Path, offset: int, vr: bytes
+) -> None:
+    """When a VR in a file's header is corrupt, the file is skipped with a one-line reason
+    (the import goes on)."""
+    uids = Uids(CT_IMAGE, f"{_ROOT}.9.{offset}", f"{_ROOT}.9", f"{_ROOT}.9.1")
+    data = instance(uids)
+    tags = [b"\x08\x00\x18\x00", b"\x20\x00\x0d\x00", b"\x10\x00\x10\x00"]
+    at = data.index(tags[offset], 132) + 4
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "bad.dcm").write_bytes(data[:at] + vr + data[at + 2 :])
+    shutil.copy(bundled("CT_small.dcm"), tmp_path / "src" / "good.dcm")
+    summary = await run_import(index, tmp_path / "archive", tmp_path / "src")
+    [(path, why)] = summary.skipped
+    assert path.name == "bad.dcm" and summary.instances == 1
+    assert why.startswith(("unreadable DICOM", "truncated")) and "\n" not in why
 
 
 @pytest_twisted.ensureDeferred

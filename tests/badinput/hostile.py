@@ -31,6 +31,11 @@ from tests.badinput.dicomparts import (
 )
 
 CRLF = b"\r\n"
+#: Tags (little endian) of the elements whose VR a "corrupt-vr" payload replaces.
+_VR_TAGS = [
+    bytes.fromhex(h)
+    for h in ("02000300", "02001000", "08001600", "08001800", "08006000", "10001000", "20000d00")
+]
 
 
 @dataclass
@@ -78,6 +83,7 @@ def payloads(draw: st.DrawFn) -> tuple[str, bytes]:
                 "bad-ts",
                 "media-mismatch",
                 "zeros",
+                "corrupt-vr",
             ]
         )
     )
@@ -121,6 +127,14 @@ def payloads(draw: st.DrawFn) -> tuple[str, bytes]:
         )
         ts = ts if isinstance(ts, str) else draw(ts)
         return kind, instance(Uids(**{**uids.__dict__, "transfer_syntax": ts}))
+    if kind == "corrupt-vr":  # one element's VR bytes replaced (0xC000, never 0x0110)
+        data = instance(uids)
+        tag = draw(st.sampled_from(_VR_TAGS))
+        at = data.index(tag, 132 if tag[:2] != b"\x02\x00" else 0) + 4
+        named = st.sampled_from([b"U4", b"ZZ", b"FD", b"US", b"SQ", b"OB", b"UN", b"AT"])
+        letters = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=2, max_size=2)
+        vr = draw(st.one_of(named, letters.map(str.encode), st.binary(min_size=2, max_size=2)))
+        return f"{kind}:{tag.hex()}:{vr.hex()}", data[:at] + vr + data[at + 2 :]
     if kind == "media-mismatch":
         return kind, instance(Uids(**{**uids.__dict__, "media_instance": draw(valid_uids)}))
     return kind, b"\0" * draw(st.integers(1, 20_000))

@@ -151,7 +151,10 @@ def check_answer(r: RawResponse, what: str, incomplete: bool = False) -> None:
     if r.status in (200, 202, 409) or r.content_type == "application/dicom+json":
         assert r.content_type in ("application/dicom+json", "application/dicom+xml"), what
         if r.content_type == "application/dicom+json":
-            json.loads(r.body)  # a Store Instances Response (PS3.18 Annex I)
+            # a Store Instances Response (PS3.18 Annex I); bad input is never a
+            # processing failure (0x0110): that reason is for the server's own faults
+            reasons = failure_reasons(json.loads(r.body))
+            assert 0x0110 not in reasons, f"{what}: 0x0110 in {r.body[:300]!r}"
         return
     if r.status == 204:
         return
@@ -163,6 +166,16 @@ def check_answer(r: RawResponse, what: str, incomplete: bool = False) -> None:
     else:
         # twisted.web's own answer to unparseable HTTP framing: a bare 400, no body
         assert r.status == 400 and r.body == b"", f"{what}: {r.status} {r.headers} {r.body!r}"
+
+
+def failure_reasons(node: Any) -> list[int]:
+    """Every Failure Reason (0008,1197) in a DICOM JSON Store Instances Response."""
+    if isinstance(node, list):
+        return [code for item in node for code in failure_reasons(item)]
+    if not isinstance(node, dict):
+        return []
+    found = [int(v) for v in node.get("00081197", {}).get("Value", [])]
+    return found + [c for k, v in node.items() if k != "00081197" for c in failure_reasons(v)]
 
 
 def outside_snapshot(target: Target) -> dict[str, int]:

@@ -336,3 +336,19 @@ def test_secret_never_in_errors(tmp_path: Path) -> None:
         'stowrs"\n', 'stowrs"\nproperties = { bearer-token = "s3cr3t", chunked = "maybe" }\n'
     )
     assert not any("s3cr3t" in line for line in _errors(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("text", "limit"), [("", None), ("max_request_bytes = 2000000\n", 2000000)]
+)
+def test_ingest_size_limit(tmp_path: Path, text: str, limit: int | None) -> None:
+    """When archive.max_request_bytes is set, it is the ingest's request size limit;
+    without it there is none."""
+    assert load_config(_write(tmp_path, "[archive]\n" + text)).archive.max_request_bytes == limit
+
+
+@pytest.mark.parametrize("value", ["0", '"2G"', "-5", "true"])
+def test_ingest_size_limit_must_be_a_positive_count(tmp_path: Path, value: str) -> None:
+    """When archive.max_request_bytes is not a whole number >= 1, one line names it."""
+    [line] = _errors(tmp_path, f"[archive]\nmax_request_bytes = {value}\n")
+    assert "max_request_bytes" in line and "whole number >= 1" in line

@@ -60,10 +60,14 @@ async def ingest(service: StowpairService, files: list[Path]) -> str:
 
 
 async def export(
-    service: StowpairService, remote: str, study: str, done: frozenset[str] = frozenset()
+    service: StowpairService,
+    remote: str,
+    study: str,
+    done: frozenset[str] = frozenset(),
+    refused: dict[str, tuple[str, int]] | None = None,
 ) -> Outcome:
     exporter = Exporter("ToDicom", f"dicom:{remote}", "Export1", "STOWPAIR")
-    request = ExportRequest(exporter, study, already_done=done)
+    request = ExportRequest(exporter, study, already_done=done, refused=refused or {})
     outcome: Outcome = await service.dicom_exporter.export(request, Cancellation())
     return outcome
 
@@ -142,6 +146,27 @@ async def test_failed_instances_and_retry_of_only_those(tmp_path: Path) -> None:
     assert "out of resources" in failed[0].reason
     assert sorted(dest.calls) == sorted(sops[:2])
     assert second.status is TaskStatus.COMPLETED and second.completed == 5
+
+
+@pytest_twisted.ensureDeferred
+async def test_refused_for_good_is_not_sent_again(tmp_path: Path) -> None:
+    """When a retry names an instance an earlier attempt saw refused for good (0xC000),
+    it is not sent; it counts as failed with its status, the others are sent."""
+    dest = Destination()
+    service = await service_for(tmp_path, dest.port)
+    try:
+        files = generate_demo_study(tmp_path / "src", 3, 8, 6)
+        sops = [str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in files]
+        study = await ingest(service, files)
+        refused = {sops[0]: ("cannot understand (0xC000)", 0xC000)}
+        outcome = await export(service, "DEST", study, refused=refused)
+    finally:
+        await service.stopService()
+        await deferToThread(dest.stop)
+    assert sorted(dest.calls) == sorted(sops[1:])
+    assert (outcome.status, outcome.completed, outcome.failed) == (TaskStatus.WARNING, 2, 1)
+    [failed] = [i for i in outcome.instances if i.status is InstanceStatus.FAILED]
+    assert failed.reason_code == 0xC000 and "not sent again" in failed.reason
 
 
 @pytest_twisted.ensureDeferred

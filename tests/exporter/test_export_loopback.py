@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
 
-from stowpair.exporter.outcome import Cancellation, ExportError, InstanceStatus, TaskStatus
+from stowpair.exporter.outcome import (
+    Cancellation,
+    ExportError,
+    InstanceOutcome,
+    InstanceStatus,
+    TaskStatus,
+)
 from tests.exporter.conftest import Run, Sink
 from tests.exporter.support import make_study, webapp
 
@@ -129,6 +138,22 @@ async def test_already_done_not_resent(tmp_path: Path, sink: Sink, run_export: R
 
 
 @pytest_twisted.ensureDeferred
+async def test_refused_for_good_not_resent(tmp_path: Path, sink: Sink, run_export: Run) -> None:
+    """When a retry names an instance an earlier attempt saw refused for good (0xC000), it
+    is not sent; it counts as failed again with the earlier reason, and the outcome is
+    WARNING with completed including the delivered ones."""
+    records = make_study(tmp_path / "s", 3)
+    refused = {records[1].sop_instance_uid: ("cannot understand (0xC000) (HTTP 409)", 0xC000)}
+    done = frozenset({records[0].sop_instance_uid})
+    outcome = await run_export(records, [webapp(sink.url)], already_done=done, refused=refused)
+    assert set(sink.resource.log.stored) == {records[2].sop_instance_uid}
+    assert (outcome.status, outcome.completed, outcome.failed) == (TaskStatus.WARNING, 2, 1)
+    [failed] = [i for i in outcome.instances if i.status is InstanceStatus.FAILED]
+    assert failed.reason_code == 0xC000 and "not sent again" in failed.reason
+    assert "cannot understand (0xC000)" in failed.reason and not failed.retryable
+
+
+@pytest_twisted.ensureDeferred
 async def test_cancel_stops_new_requests(tmp_path: Path, sink: Sink, run_export: Run) -> None:
     """When cancelled before sending, nothing is sent and the outcome is CANCELED."""
     records = make_study(tmp_path / "s", 3)
@@ -217,3 +242,35 @@ async def test_peer_ignoring_ts_parameter(tmp_path: Path, sink: Sink, run_export
     outcome = await run_export(records, [webapp(sink.url, concurrency=2)])
     assert outcome.completed == 3
     assert sink.resource.log.part_headers[-1] == b"Content-Type: application/dicom"
+
+
+@pytest_twisted.ensureDeferred
+async def test_results_reported_per_request_hold_the_slot(
+    tmp_path: Path, sink: Sink, run_export: Run
+) -> None:
+    """When results are recorded as requests are answered (durable progress), each request's
+    outcomes are reported once, and no further request is sent on that slot until the
+    record is done: at most concurrency × batch instances are ever unrecorded."""
+    records = make_study(tmp_path / "s", 10)
+    reported: list[list[str]] = []
+    pending: list[Deferred[None]] = []
+    recorded: list[int] = []
+    unrecorded: list[int] = []
+
+    def on_results(outcomes: Sequence[InstanceOutcome]) -> Deferred[None]:
+        reported.append([o.sop_instance_uid for o in outcomes])
+        assert all(o.status is InstanceStatus.COMPLETED for o in outcomes)
+        unrecorded.append(sum(sink.resource.log.parts) - sum(recorded))
+        d: Deferred[None] = Deferred()
+        d.addCallback(lambda _: recorded.append(len(outcomes)))
+        pending.append(d)
+        reactor.callLater(0.05, d.callback, None)  # a slow commit
+        return d
+
+    wa = webapp(sink.url, concurrency=2, max_instances_per_request=3)
+    outcome = await run_export(records, [wa], on_results=on_results)
+    assert outcome.completed == 10
+    assert sorted(len(r) for r in reported) == [1, 3, 3, 3]
+    assert sorted(u for r in reported for u in r) == sorted(r.sop_instance_uid for r in records)
+    assert all(d.called for d in pending)
+    assert max(unrecorded) <= 2 * 3  # concurrency × max-instances-per-request

@@ -140,8 +140,8 @@ def test_retry_resends_only_undelivered_instances() -> None:
     )
     clock.advance(30)
     assert provider.calls[1].request.already_done == frozenset({"1", "3"})
-    provider.calls[1].deferred.callback(
-        outcome(TaskStatus.COMPLETED, instance("2", InstanceStatus.COMPLETED))
+    provider.calls[1].deferred.callback(  # completed counts the already done ones too
+        outcome(TaskStatus.COMPLETED, instance("2", InstanceStatus.COMPLETED), completed=3)
     )
     task = get_task(store, task_id)
     assert (task.status, task.number_of_instances) == (TaskStatus.COMPLETED, 3)
@@ -229,15 +229,127 @@ def test_purge_after_delay() -> None:
     assert result_of(store.get(task_id)) is None
 
 
-def test_in_process_tasks_reset_at_startup() -> None:
-    """When tasks are IN PROCESS at startup (a crash), they go back to SCHEDULED and run."""
+def test_interrupted_attempt_counts_as_a_failure() -> None:
+    """When a task is IN PROCESS at start-up (the process was killed mid-export), its
+    attempt counts as failed: SCHEDULED FOR RETRY after the retry delay, failures 1, an
+    outcome message saying it was interrupted; then it runs again."""
     clock = clock_at()
     store = memory_store(clock)
     task_id = add_task(None, store, clock)
     result_of(store.update(task_id, {"status": TaskStatus.IN_PROCESS}))
     _, _, provider, _ = start(clock=clock, store=store)
+    task = get_task(store, task_id)
+    assert (task.status, task.failures) == (TaskStatus.SCHEDULED_FOR_RETRY, 1)
+    assert task.outcome_message is not None and "Attempt 1 interrupted" in task.outcome_message
+    assert task.scheduled_time == clock.seconds() + 30 and provider.calls == []
+    clock.advance(30)
     assert len(provider.calls) == 1
     assert get_task(store, task_id).status == TaskStatus.IN_PROCESS
+
+
+def test_crash_loop_ends_at_max_retries() -> None:
+    """When the process dies during every attempt of a task, each restart counts one more
+    failure and the task ends FAILED after max-retries, instead of looping for ever."""
+    clock = clock_at()
+    store = memory_store(clock)
+    queue = Queue("Export1", max_retries=3, retry_delay=10, retry_delay_multiplier=100)
+    task_id = add_task(None, store, clock)
+    for _ in range(10):
+        clock = clock_at(clock.seconds())  # a new process: the killed one is gone
+        start(queue, clock=clock, store=store)
+        task = get_task(store, task_id)
+        if task.status == TaskStatus.FAILED:
+            break
+        clock.advance(task.scheduled_time - clock.seconds())
+        assert get_task(store, task_id).status == TaskStatus.IN_PROCESS  # then: kill -9
+    task = get_task(store, task_id)
+    assert (task.status, task.failures) == (TaskStatus.FAILED, 4)
+    assert task.error_message == "export interrupted: the process stopped while it ran"
+
+
+def test_results_are_recorded_per_request_and_survive_a_crash() -> None:
+    """When a request's results are reported during an attempt, they are in the store at
+    once; after a crash the next attempt gets them as already done (only the rest is
+    sent), and no result is stored twice."""
+    clock = clock_at()
+    store = memory_store(clock)
+    scheduler, _, provider, _ = start(clock=clock, store=store)
+    task_id = add_task(scheduler, store, clock)
+    clock.advance(0)
+    on_results = provider.calls[0].request.on_results
+    assert on_results is not None
+    recorded = on_results([instance("1", InstanceStatus.COMPLETED)])
+    assert result_of(recorded) is None
+    assert result_of(store.delivered(task_id)) == frozenset({"1"})
+    clock = clock_at(clock.seconds())  # a new process: the killed one is gone
+    _, _, provider, _ = start(clock=clock, store=store)
+    clock.advance(30)
+    assert provider.calls[0].request.already_done == frozenset({"1"})
+    provider.calls[0].request.on_results([instance("2", InstanceStatus.COMPLETED)])  # type: ignore[misc]
+    provider.calls[0].deferred.callback(
+        outcome(
+            TaskStatus.COMPLETED,
+            instance("2", InstanceStatus.COMPLETED),
+            instance("3", InstanceStatus.COMPLETED),
+        )
+    )
+    rows = [(r.sop_instance_uid, r.attempt) for r in result_of(store.results(task_id))]
+    assert rows == [("1", 1), ("2", 2), ("3", 2)]
+    assert get_task(store, task_id).status == TaskStatus.COMPLETED
+
+
+def test_results_that_could_not_be_recorded_are_written_at_the_end() -> None:
+    """When recording a request's results fails (a store error), the export goes on and
+    those results are stored when the attempt ends."""
+    clock = clock_at()
+    store = memory_store(clock)
+    scheduler, _, provider, _ = start(clock=clock, store=store)
+    task_id = add_task(scheduler, store, clock)
+    clock.advance(0)
+    store.record_results = lambda *a, **k: fail(OSError("disk I/O error"))  # type: ignore[method-assign]
+    on_results = provider.calls[0].request.on_results
+    assert on_results is not None
+    assert result_of(on_results([instance("1", InstanceStatus.COMPLETED)])) is None
+    provider.calls[0].deferred.callback(
+        outcome(TaskStatus.COMPLETED, instance("1", InstanceStatus.COMPLETED))
+    )
+    assert [r.sop_instance_uid for r in result_of(store.results(task_id))] == ["1"]
+    assert get_task(store, task_id).status == TaskStatus.COMPLETED
+
+
+@pytest.mark.parametrize(
+    ("code", "refused"),
+    [(0xC000, True), (0xA900, True), (0xC122, True), (0x0110, False), (0xA700, False)],
+    ids=["C000", "A900", "C122", "0110", "A700"],
+)
+def test_permanent_refusal_is_not_sent_again(code: int, refused: bool) -> None:
+    """When an instance was refused with 0xC000, 0xA900 or 0xC122, the retry (due to
+    another, transient failure) does not send it again; 0x0110 and 0xA700 are sent again."""
+    scheduler, store, provider, clock = start(Queue("Export1", retry_on_warning=False))
+    task_id = add_task(scheduler, store, clock)
+    clock.advance(0)
+    judged = replace(instance("1", InstanceStatus.FAILED), reason="refused", reason_code=code)
+    busy = replace(instance("2", InstanceStatus.FAILED), reason="HTTP 503", retryable=True)
+    provider.calls[0].deferred.callback(outcome(TaskStatus.WARNING, judged, busy))
+    assert get_task(store, task_id).status == TaskStatus.SCHEDULED_FOR_RETRY
+    clock.advance(30)
+    request = provider.calls[1].request
+    assert ("1" in request.refused) == refused
+    if refused:
+        assert request.refused["1"] == ("refused", code)
+
+
+def test_only_permanent_refusals_are_not_retried() -> None:
+    """When every failed instance was refused for good, the task is not retried, even
+    with retry-on-warning: sending them again cannot help."""
+    scheduler, store, provider, clock = start(Queue("Export1", retry_on_warning=True))
+    task_id = add_task(scheduler, store, clock)
+    clock.advance(0)
+    judged = replace(instance("1", InstanceStatus.FAILED), reason_code=0xC000)
+    provider.calls[0].deferred.callback(
+        outcome(TaskStatus.WARNING, judged, instance("2", InstanceStatus.COMPLETED))
+    )
+    assert get_task(store, task_id).status == TaskStatus.WARNING
 
 
 def test_export_error_is_failed_and_retried() -> None:

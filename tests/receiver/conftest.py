@@ -50,7 +50,7 @@ class Stub:
 
 @pytest.fixture
 def make_stub(tmp_path: Path) -> Callable[..., Stub]:
-    def make(layout: str = "uid", **settings: Any) -> Stub:
+    def make(layout: str = "uid", streaming: bool = True, **settings: Any) -> Stub:
         clock = Clock()
         storage = make_storage(layout, tmp_path / "store", run_now)
         storage.prepare()
@@ -58,7 +58,8 @@ def make_stub(tmp_path: Path) -> Callable[..., Stub]:
             ReceiverSettings(**settings), storage, clock, run_now, random.Random(1)
         )
         agent = RequestTraversalAgent(_Root(resource))
-        agent._serverFactory.requestFactory = StreamingRequest
+        if streaming:  # else twisted.web's Request: the body is buffered, then rendered
+            agent._serverFactory.requestFactory = StreamingRequest
         client = HTTPClient(agent, data_to_body_producer=_SynchronousProducer)
         return Stub(client, agent, clock, tmp_path / "store")
 

@@ -233,6 +233,21 @@ def test_part_too_large(make_stub: Callable[..., Stub]) -> None:
     assert files(stub.directory) == []
 
 
+def test_buffered_body_over_limit_lists_stored_parts(make_stub: Callable[..., Stub]) -> None:
+    """When a body read in full (plain twisted.web request) passes --max-request-size
+    after its first part, the 413 lists that part as stored and the rest as 0xA700."""
+    datasets = [make_dataset() for _ in range(3)]
+    encoded = [encode(ds) for ds in datasets]
+    limit = len(encoded[0]) + len(encoded[1]) // 2
+    stub = make_stub(streaming=False, max_request_size=limit)
+    r = post(stub, encoded)
+    assert r.code == 413
+    response = parse_json(r.body)
+    assert [i.sop_instance_uid for i in response.referenced] == [datasets[0].SOPInstanceUID]
+    assert response.other_failures == (0xA700,)
+    assert len(files(stub.directory)) == 1
+
+
 def test_declared_size_over_limit(make_stub: Callable[..., Stub]) -> None:
     """When Content-Length passes --max-request-size, 413 comes back and nothing is stored."""
     stub = make_stub(max_request_size=1000)
@@ -326,7 +341,7 @@ def test_fault_while_answering_is_500_logged_once(
     def boom(*args: Any) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(StowResource, "_respond", boom)
+    monkeypatch.setattr(StowResource, "respond", boom)
     events: list[dict[str, Any]] = []
     globalLogPublisher.addObserver(events.append)
     try:

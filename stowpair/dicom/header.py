@@ -1,0 +1,150 @@
+"""Decoding a DICOM header completely and strictly (blocking: run in a thread).
+
+pydicom reads lazily and forgivingly: an element is decoded only when first used, a
+cut element header ends the data set silently, a value shorter than its length is kept
+short, and a corrupt VR either becomes "unknown" or switches the reader to implicit VR.
+:func:`decode_header` makes all of that a :class:`CorruptHeader` with a one-line reason
+at the moment the header is read, so the receiver refuses such a part with 0xC000
+(PS3.18 Table I.2-2) and nothing later (storing, indexing, export rules) meets an
+element that cannot be decoded. :func:`raw_uid` reads a UI value as it was encoded,
+before pydicom strips trailing NULs *and* spaces from it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.uid import UID
+from pydicom.valuerep import VR
+
+
+class CorruptHeader(ValueError):
+    """An element of the header cannot be decoded; the message says which and why."""
+
+
+def one_line(e: BaseException, limit: int = 200) -> str:
+    """An exception's message on one line, bounded (for Warning headers and logs)."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def decode_header(ds: Dataset, transfer_syntax: str, size: int) -> None:
+    """Check and decode every element of ``ds`` (and its File Meta), read from a part or
+    file of ``size`` bytes in ``transfer_syntax``; raise :class:`CorruptHeader`."""
+    try:
+        ts = UID(transfer_syntax)
+        deflated, explicit = ts.is_deflated, not ts.is_implicit_VR
+    except ValueError:  # not a transfer syntax pydicom knows: it guessed the encoding
+        deflated, explicit = False, False
+    if not deflated:  # positions in a deflated data set are not the part's
+        _check_end(ds, size)  # first: decoding replaces the elements as read
+    # pydicom reads the whole data set as implicit VR when it starts so (a file whose
+    # transfer syntax is mislabelled, readable as it is); an element without a VR among
+    # explicit ones is a corrupt VR.
+    as_read = [_raw(ds, tag) for tag in ds.keys()]
+    explicit = explicit and any(getattr(e, "VR", None) is not None for e in as_read)
+    _decode_all(ds, explicit)
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None:
+        _decode_all(meta, explicit=True)  # PS3.10 §7.1: always Explicit VR Little Endian
+
+
+def raw_uid(ds: Dataset | None, tag: int) -> str | bytes | None:
+    """The value of UI element ``tag`` as it was encoded (padding included), before
+    pydicom strips trailing NULs *and spaces*; None when the element is absent."""
+    if ds is None or tag not in ds:
+        return None
+    raw = _raw(ds, tag)
+    value = raw.value
+    if value is None:
+        length = getattr(raw, "length", 0) or 0
+        return b"?" * min(length, 100)  # a deferred value: far too long for a UID
+    if isinstance(value, bytes | str):
+        return value
+    return str(value)  # already decoded by pydicom (File Meta's Transfer Syntax UID)
+
+
+_KNOWN_VRS = frozenset(str(vr) for vr in VR)
+_UNDEFINED = 0xFFFFFFFF
+
+
+def _name(tag: int) -> str:
+    return f"element ({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def _raw(ds: Dataset, tag: int) -> Any:
+    """The element as read (a ``RawDataElement`` until decoded), large values left on disk."""
+    return ds.get_item(tag, keep_deferred=True)
+
+
+def _check_raw(raw: RawDataElement, explicit: bool) -> None:
+    """The VR and the length of an element as it was read must make sense."""
+    if raw.VR is None:
+        if explicit:
+            # pydicom reads an element whose VR bytes are not two letters as if the data
+            # set switched to implicit VR: a corrupt VR, or a data set that is not in its
+            # transfer syntax.
+            raise CorruptHeader(
+                f"{_name(raw.tag)} has no valid VR although the transfer syntax is explicit"
+                " VR (corrupt VR bytes, or the data set is not encoded as its transfer"
+                " syntax says)"
+            )
+    elif raw.VR not in _KNOWN_VRS:
+        raise CorruptHeader(f"{_name(raw.tag)} has an unknown VR {raw.VR!r}")
+    value = raw.value
+    if isinstance(value, bytes) and raw.length != _UNDEFINED and len(value) < raw.length:
+        raise CorruptHeader(
+            f"{_name(raw.tag)} is cut: its length is {raw.length} bytes, only {len(value)} follow"
+        )
+
+
+def _decode_all(ds: Dataset, explicit: bool) -> None:
+    """Decode every element of the header now (blocking), so that a corrupt one is a
+    parse failure here, never an error later (storing, indexing, export rules).
+
+    Values left on disk because they are large (``defer_size``) stay there: they are
+    bulk data, not header. Inside sequences, pydicom's tolerance for writers that switch
+    to implicit VR is kept.
+    """
+    for tag in list(ds.keys()):
+        raw = _raw(ds, tag)
+        if isinstance(raw, RawDataElement):
+            _check_raw(raw, explicit)
+            if raw.value is None and raw.length:
+                continue
+        try:
+            element = ds[tag]
+            items = element.value if element.VR == "SQ" else ()
+        except Exception as e:  # pydicom raises a wide range on hostile values
+            raise CorruptHeader(f"{_name(tag)} cannot be decoded: {one_line(e)}") from None
+        for item in items:
+            _decode_all(item, explicit=False)
+
+
+def _position(element: Any) -> int:
+    if isinstance(element, RawDataElement):
+        return int(element.value_tell)
+    return int(getattr(element, "file_tell", None) or 0)
+
+
+def _check_end(ds: Dataset, size: int) -> None:
+    """The data set read must end where the part ends, or where reading stopped on
+    purpose (at Pixel Data): pydicom silently stops at a cut element header and never
+    reads a large value it leaves on disk, so a truncated part would pass for a shorter
+    complete one."""
+    if not ds:
+        return
+    read = [_raw(ds, tag) for tag in ds.keys()]
+    last = max(read, key=_position)  # the last one read (tags may be out of order)
+    if not isinstance(last, RawDataElement) or last.length == _UNDEFINED:
+        return  # a sequence of undefined length: its end was found by reading it
+    end = last.value_tell + last.length
+    if end > size:
+        raise CorruptHeader(
+            f"{_name(last.tag)} is cut: its length is {last.length} bytes, only"
+            f" {max(size - last.value_tell, 0)} follow"
+        )
+    if 0 < size - end < 8:  # less than an element header: no Pixel Data stopped the read
+        raise CorruptHeader(f"the data set ends inside an element header ({size - end} bytes)")
