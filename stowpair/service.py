@@ -37,6 +37,7 @@ from stowpair.archive.ingest import make_ingest_resource
 from stowpair.archive.rules import RuleEngine
 from stowpair.auth.jwks import make_key_set
 from stowpair.auth.jwt_validator import TokenValidator
+from stowpair.config.diff import changes_text, config_changes
 from stowpair.config.errors import ConfigError
 from stowpair.config.loader import load_config
 from stowpair.config.model import Config
@@ -48,6 +49,7 @@ from stowpair.exporter.body import BodyPart, MultipartRelatedProducer
 from stowpair.exporter.outcome import ExporterProvider
 from stowpair.exporter.stow import StowExporter
 from stowpair.logs import register_events
+from stowpair.queue.info import index_task_info
 from stowpair.queue.manager import TaskManager
 from stowpair.queue.scheduler import ExportScheduler
 from stowpair.queue.service import QueueService
@@ -61,7 +63,16 @@ T = TypeVar("T")
 
 register_events(
     {
-        "config.reloaded": ("source", "changes"),
+        "config.reloaded": (
+            "source",
+            "summary",
+            "changes",
+            "webapps",
+            "exporters",
+            "queues",
+            "rules",
+            "keycloak_clients",
+        ),
         "config.reload_refused": ("source", "errors"),
         "demo.loading": ("instances", "url"),
         "demo.loaded": ("instances", "status", "stored"),
@@ -135,7 +146,9 @@ class StowpairService(MultiService):
             "stowrs": self.exporter,
             "dicom": self.dicom_exporter,
         }
-        self.scheduler = ExportScheduler(cfg, self.tasks, providers, self.reactor)
+        self.scheduler = ExportScheduler(
+            cfg, self.tasks, providers, self.reactor, task_info=index_task_info(self.index)
+        )
         self.rules = RuleEngine(
             cfg, self.tasks, self.scheduler.kick, self.reactor, self.scheduler.wake_at
         )
@@ -334,6 +347,7 @@ class StowpairService(MultiService):
             )
             return e.errors
         changes = self._restart_only_changes(new)
+        applied = config_changes(self.config, new)
         self.config = new
         self.scheduler.set_config(new)
         self.rules.set_config(new)
@@ -341,9 +355,11 @@ class StowpairService(MultiService):
         self.exporter.reconfigure(new.webapps, new.keycloak_clients)
         self.dicom_exporter.reconfigure(new.remote_aes)
         self.log.info(
-            "Configuration reloaded from {source}",
+            "Configuration reloaded from {source}: {summary}",
             source=str(path),
+            summary=changes_text(applied) + "".join(f"; {c}" for c in changes),
             changes=changes,
+            **applied,
             event="config.reloaded",
         )
         self._log_config("Configuration loaded from {source} (reload)")

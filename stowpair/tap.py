@@ -18,6 +18,7 @@ from twisted.python import usage
 from stowpair.config.errors import ConfigError
 from stowpair.config.loader import load_config
 from stowpair.config.model import Config
+from stowpair.console import parse_level, use_console_level
 from stowpair.fsutil import folder_problem, log_file_problem
 from stowpair.logs import escape_console
 from stowpair.process import ProcessService
@@ -39,9 +40,11 @@ class StowpairOptions(usage.Options):
     optParameters = [
         ["config", "c", "conf/stowpair.toml", "Configuration file (TOML)."],
         ["json-log", None, None, "JSON-lines log file; '-' disables it (overrides the config)."],
+        ["log-level", None, "info", "Console log level: debug, info, warn, error, critical."],
     ]
 
     def postOptions(self) -> None:
+        use_console_level(self, parse_level(self["log-level"]))
         path = Path(self["config"])
         try:
             self["loaded"] = load_config(path)
@@ -181,9 +184,11 @@ class StowrsdOptions(usage.Options):
         ["body-min-rate", None, "500", "Least body bytes per second, per window (0: any)."],
         ["idle-timeout", None, "60", "Seconds of silence after which a connection closes."],
         ["json-log", None, "var/log/stowrsd.json", "JSON-lines log file; '-' disables it."],
+        ["log-level", None, "info", "Console log level: debug, info, warn, error, critical."],
     ]
 
     def postOptions(self) -> None:
+        use_console_level(self, parse_level(self["log-level"]))
         self["host"], self["port"] = _bind(self["bind"])
         if self["ignore"] and self["unpack"]:
             raise usage.UsageError("--ignore and --unpack exclude each other")

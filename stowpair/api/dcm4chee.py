@@ -5,7 +5,8 @@ Mount :class:`Dcm4cheeArcResource` as the child ``dcm4chee-arc`` of the REST roo
     /aets/{AET}/rs/studies/{uid}[/series/{uid}[/instances/{uid}]]/export/{ExporterID}
     /aets/{AET}/rs/...                  anything else: the archive's STOW-RS ingest
     /monitor/export[...]                task list, count, cancel, reschedule, delete, batch
-    /ctrl/reload                        configuration reload
+    /queue, /queue/{queueName}[...]     queues; one queue's tasks (QueueManagerRS)
+    /ctrl/reload, /ctrl/status          configuration reload; {"status":"STARTED"}
 
 ``ingest_resource_for(aet)`` returns the resource mounted at ``/aets/{AET}/rs``; it
 sees ``studies`` and ``studies/{uid}`` as its remaining path, like stowrsd's root at
@@ -24,6 +25,7 @@ from twisted.web.server import Request
 
 from stowpair.api.monitor import MonitorExportResource
 from stowpair.api.params import ApiError, parse_scheduled_time, single
+from stowpair.api.queues import StatusResource, queue_resource
 from stowpair.api.respond import (
     Answer,
     ErrorResource,
@@ -76,6 +78,10 @@ class Dcm4cheeArcResource(Resource):
     def getChild(self, path: bytes, request: Request) -> IResource:
         if path == b"aets":
             return _AetsResource(self.api)
+        if path == b"queue":
+            return queue_resource(self.api, request)
+        if path == b"ctrl" and _postpath(request) == [b"status"]:
+            return StatusResource()
         if path == b"monitor" and _postpath(request)[:1] == [b"export"]:
             _shift(request)
             return MonitorExportResource(self.api)
@@ -152,7 +158,7 @@ class ExportResource(Resource):
     def render_POST(self, request: Request) -> int:
         if self.exporter_id.startswith("stowrs:"):
             return render_async(request, self._sync)
-        return render_async(request, self._queue)
+        return render_async(request, self._queue, log_request=False)  # api.export.requested
 
     def _check_uids(self) -> None:
         """UIDs in the path follow PS3.5 §9.1 exactly, or the request is refused (400)."""
@@ -214,8 +220,9 @@ class ExportResource(Resource):
 
 
 class ReloadResource(Resource):
-    """``POST /ctrl/reload``: 200 ``{"reloaded":true}``, 400 with the config errors,
-    409 while another reload runs."""
+    """``POST /ctrl/reload``: 204 when reloaded; 409 ``{"errorMessage"}`` when the new
+    configuration is invalid (it lists the errors in ``errors`` too) or while another
+    reload runs, as dcm4chee's ArchiveCtrl answers a configuration failure."""
 
     isLeaf = True
 
@@ -237,9 +244,10 @@ class ReloadResource(Resource):
         finally:
             self.api.reloading = False
         if errors:
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             return error_answer(
-                400,
-                "The new configuration is invalid; the running one stays",
+                409,
+                f"The new configuration is invalid; the running one stays: {errors[0]}{more}",
                 errors=list(errors),
             )
-        return json_answer(200, {"reloaded": True})
+        return Answer(204)

@@ -45,9 +45,17 @@ def write(request: Request, answer: Answer) -> bytes:
 
 
 def render_async(
-    request: Request, handler: Callable[[Request], Coroutine[Any, Any, Answer]]
+    request: Request,
+    handler: Callable[[Request], Coroutine[Any, Any, Answer]],
+    log_request: bool = True,
 ) -> int:
-    """Run ``handler`` and write its Answer; ApiError -> its code, other errors -> 500."""
+    """Run ``handler`` and write its Answer; ApiError -> its code, other errors -> 500.
+
+    A request that may change something (not GET or HEAD) gets one INFO line
+    (``api.request``) unless ``log_request`` is False because the handler logs its own
+    success;
+    reads show only in the DEBUG access log, so a watching client does not fill the
+    console."""
     gone: list[bool] = []
     request.notifyFinish().addErrback(lambda _: gone.append(True))
     d = Deferred.fromCoroutine(handler(request))
@@ -60,10 +68,24 @@ def render_async(
         if body:
             request.write(body)
         request.finish()
+        if (log_request or answer.code >= 400) and request.method not in (b"GET", b"HEAD"):
+            _log_request(request, answer.code)
 
     d.addCallback(finish)
     d.addErrback(lambda f: log.failure("Could not write the answer", f, event="api.error"))
     return NOT_DONE_YET
+
+
+def _log_request(request: Request, status: int) -> None:
+    address: Any = request.getClientAddress()
+    log.info(
+        "{method} {uri} from {peer}: {status}",
+        method=request.method.decode("ascii", "replace"),
+        uri=request.uri.decode("utf-8", "replace")[:500],
+        peer=getattr(address, "host", "-"),
+        status=status,
+        event="api.request",
+    )
 
 
 def _error_answer(failure: Failure, request: Request) -> Answer:

@@ -50,7 +50,7 @@ async def _run(
 ) -> tuple[int, dict[str, Any]]:
     name = webapp_name.removeprefix(STOWRS_PREFIX)
     try:
-        exporter.webapp(name, check_service_class=False)
+        exporter.webapp(name)
     except ExportError as e:
         return 404, {"errorMessage": str(e)}
     request = ExportRequest(

@@ -6,14 +6,12 @@ their default (failures 0, series/SOP ``*``) are left out, as ``Task.writeAsJSON
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from stowpair.exporter.outcome import TaskStatus
-from stowpair.queue.model import BatchSummary, Task
+from stowpair.queue.model import BatchSummary, InstanceResult, Progress, Task
 
 CSV_COLUMNS = (
     "taskID", "createdTime", "updatedTime", "ExporterID", "LocalAET", "StudyInstanceUID",
@@ -74,18 +72,61 @@ def task_json(task: Task) -> dict[str, Any]:
 
 
 def tasks_csv(tasks: Iterable[Task], delimiter: str = ",") -> str:
-    """The ``/monitor/export`` CSV: dcm4chee's header row, then one row per task."""
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
+    """The ``/monitor/export`` CSV as dcm4chee writes it (commons-csv RFC 4180 with
+    QuoteMode.ALL): a header row, then one row per task, CRLF line ends; every value is
+    quoted (inner quotes doubled) and an absent value is left empty without quotes. As
+    in dcm4chee, SeriesInstanceUID/SOPInstanceUID are empty for ``*``, failures is empty
+    for 0, and Modality is the backslash list. scheduledTime uses the same format as the
+    other times (dcm4chee writes Java's ``Date.toString()`` there; see docs/rest-api.md).
+    """
+    lines = [_csv_row(CSV_COLUMNS, delimiter)]
     for task in tasks:
         row = task_json(task)
-        row["SeriesInstanceUID"] = task.series_uid
-        row["SOPInstanceUID"] = task.sop_uid
-        row["Modality"] = "\\".join(task.modalities)
-        row["failures"] = task.failures
-        writer.writerow(["" if row.get(c) is None else row[c] for c in CSV_COLUMNS])
-    return out.getvalue()
+        row["Modality"] = "\\".join(task.modalities) or None
+        lines.append(_csv_row([_csv_text(row.get(c)) for c in CSV_COLUMNS], delimiter))
+    return "".join(lines)
+
+
+def _csv_text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _csv_row(values: Sequence[str | None], delimiter: str) -> str:
+    cells = ("" if v is None else '"' + v.replace('"', '""') + '"' for v in values)
+    return delimiter.join(cells) + "\r\n"
+
+
+def task_detail_json(
+    task: Task, progress: Progress, results: Sequence[InstanceResult]
+) -> dict[str, Any]:
+    """``GET /monitor/export/{taskID}`` (our addition): the Task JSON, then ``progress``
+    (instances with an answer so far of ``total``, from the stored per-instance results)
+    and ``instances`` (every stored per-instance result, oldest first)."""
+    body = task_json(task)
+    body["progress"] = {
+        "sent": progress.sent,
+        "total": task.number_of_instances,
+        "delivered": progress.delivered,
+        "failed": progress.failed,
+    }
+    body["instances"] = [_result_json(r) for r in results]
+    return body
+
+
+def _result_json(r: InstanceResult) -> dict[str, Any]:
+    fields: list[tuple[str, Any]] = [
+        ("attempt", r.attempt),
+        ("SOPInstanceUID", r.sop_instance_uid),
+        ("SeriesInstanceUID", r.series_uid),
+        ("SOPClassUID", r.sop_class_uid),
+        ("status", r.status.value),
+        ("reason", r.reason or None),
+        ("FailureReason", r.reason_code),
+        ("httpStatus", r.http_status),
+        ("bytes", r.bytes_sent),
+        ("elapsed", round(r.elapsed, 3)),
+    ]
+    return {key: value for key, value in fields if value is not None}
 
 
 def _range(bounds: tuple[float | None, float | None]) -> list[str | None] | None:

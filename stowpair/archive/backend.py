@@ -213,7 +213,7 @@ class ArchiveStorage:
 
     async def _announce(self, placed: _Placed) -> None:
         record = placed.record
-        self.log.info(
+        self.log.debug(
             "Received {sop_instance_uid} from {source} ({status}, {size} bytes)",
             event="archive.instance.received",
             study_uid=record.study_uid,

@@ -2,7 +2,9 @@
 
 ``import`` runs the same non-blocking index and importer the service uses, on a reactor
 started by :func:`twisted.internet.task.react`; it works whether or not the service is
-running (SQLite WAL and a busy timeout let both write the index).
+running (SQLite WAL and a busy timeout let both write the index). The configuration's
+export rules fire for every newly stored instance, into the service's task store
+(:mod:`stowpair.archive.import_rules`).
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ import time
 import warnings
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from stowpair.config.errors import ConfigError
 from stowpair.fsutil import log_file_problem
+
+if TYPE_CHECKING:
+    from stowpair.archive.import_rules import ImportRules
 
 DEFAULT_CONFIG = Path("conf/stowpair.toml")
 
@@ -141,8 +146,10 @@ async def _import_async(
     from stowpair.archive.index import SQLiteIndex
 
     index = SQLiteIndex(database, reactor)
-    # Ctrl-C stops the reactor: close the index so its thread does not keep us alive.
+    rules = _import_rules(args.config, reactor)
+    # Ctrl-C stops the reactor: close the stores so their threads do not keep us alive.
     trigger = reactor.addSystemEventTrigger("before", "shutdown", index.close)
+    rules_trigger = rules and reactor.addSystemEventTrigger("before", "shutdown", rules.close)
     try:
         try:
             await index.opened
@@ -160,16 +167,30 @@ async def _import_async(
             reactor.getThreadPool(),
             fsync=not args.no_fsync,
             progress=progress.update,
+            on_stored=rules.on_stored if rules is not None else None,
         )
         summary = await importer.run(paths)
         progress.finish()
         for path, reason in summary.skipped:
             print(f"skipped {path}: {reason}", file=sys.stderr)
         print(summary.line())
+        for line in rules.lines() if rules is not None else []:
+            print(line)
         return 0
     finally:
         reactor.removeSystemEventTrigger(trigger)
         await index.close()
+        if rules is not None:
+            reactor.removeSystemEventTrigger(rules_trigger)
+            await rules.close()
+
+
+def _import_rules(config_path: Path, reactor: Any) -> ImportRules | None:
+    """The export rules of the configuration (loaded again: a small file), or None."""
+    from stowpair.archive.import_rules import ImportRules
+    from stowpair.config.loader import load_config
+
+    return ImportRules.open(load_config(config_path), reactor)
 
 
 class _Progress:

@@ -3,18 +3,20 @@
 File work (header parsing, copying, fsync) runs in a thread pool; index writes go to the
 index's own worker, batched so a thousand files cost a handful of commits. Importing the
 same files again changes nothing: identical bytes are left in place and identical index
-rows are not rewritten.
+rows are not rewritten. Every instance newly stored is handed to the ``on_stored``
+listeners once it is indexed, with the attributes export-rule conditions match, as the
+STOW-RS ingest does (``stowpair import`` fires the export rules this way).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from twisted.internet.defer import DeferredList, ensureDeferred
+from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, maybeDeferred
 from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -93,8 +95,20 @@ def find_files(paths: Iterable[Path]) -> Iterator[Path | tuple[Path, str]]:
             yield path, "no such file or folder"
 
 
-def _ingest_file(path: Path, storage: Path, fsync: bool) -> InstanceRecord | str:
-    """Store one file (worker thread); its record, or the reason it was skipped."""
+#: A listener for newly stored instances: ``fn(record, attributes)``; may return a Deferred.
+StoredListener = Callable[[InstanceRecord, Mapping[str, str]], "Deferred[None] | None"]
+
+
+@dataclass(frozen=True)
+class _Stored:
+    record: InstanceRecord
+    #: None when the file was already stored (nothing new to announce).
+    attributes: dict[str, str] | None
+
+
+def _ingest_file(path: Path, storage: Path, fsync: bool, attributes: bool) -> _Stored | str:
+    """Store one file (worker thread); what was stored, or the reason it was skipped.
+    With ``attributes``, a newly stored file's text attributes are read for the rules."""
     try:
         header = read_header(path)
         dest, status = store_file(path, header, storage, fsync=fsync)
@@ -107,7 +121,24 @@ def _ingest_file(path: Path, storage: Path, fsync: bool) -> InstanceRecord | str
             f"SOP Instance UID {header.sop_instance_uid} is already stored with different "
             f"content at {dest}; kept the stored one"
         )
-    return header.record(dest, dest.stat().st_size, source=f"import:{path}")
+    record = header.record(dest, dest.stat().st_size, source=f"import:{path}")
+    if status is not StoreStatus.STORED:
+        return _Stored(record, None)
+    return _Stored(record, _rule_attributes(record) if attributes else {})
+
+
+def _rule_attributes(record: InstanceRecord) -> dict[str, str]:
+    """What the export-rule conditions of the ingest see (``instance_attributes``)."""
+    from pydicom import dcmread
+
+    from stowpair.archive.backend import header_attributes, instance_attributes
+
+    try:
+        dataset = dcmread(record.path, stop_before_pixels=True)
+        found = header_attributes(dataset)
+    except Exception:  # read_header accepted the file: rules still see the record's fields
+        found = {}
+    return instance_attributes(found, record)
 
 
 class Importer:
@@ -124,6 +155,7 @@ class Importer:
         parallel: int = 4,
         batch: int = 200,
         progress: Callable[[ImportSummary], None] | None = None,
+        on_stored: StoredListener | None = None,
     ) -> None:
         self.storage = storage.absolute()
         self.index = index
@@ -134,8 +166,10 @@ class Importer:
         self.parallel = parallel
         self.batch = batch
         self.progress = progress
+        self.on_stored = on_stored
         self.summary = ImportSummary()
         self._pending: list[InstanceRecord] = []
+        self._announce: list[tuple[InstanceRecord, dict[str, str]]] = []
 
     async def run(self, paths: Iterable[Path]) -> ImportSummary:
         """Import every file under ``paths``; fires with the summary."""
@@ -166,6 +200,7 @@ class Importer:
                 item,
                 self.storage,
                 self.fsync,
+                self.on_stored is not None,
             )
             if isinstance(result, str):
                 self._skip(item, result)
@@ -176,11 +211,14 @@ class Importer:
             if self.progress is not None:
                 self.progress(self.summary)
 
-    def _accept(self, record: InstanceRecord) -> None:
+    def _accept(self, stored: _Stored) -> None:
+        record = dataclasses.replace(stored.record, received_time=self.clock.seconds())
         self.summary.instances += 1
         self.summary.bytes += record.size
         self.summary.studies.add(record.study_uid)
-        self._pending.append(dataclasses.replace(record, received_time=self.clock.seconds()))
+        self._pending.append(record)
+        if stored.attributes is not None and self.on_stored is not None:
+            self._announce.append((record, stored.attributes))
 
     def _skip(self, path: Path, reason: str) -> None:
         self.summary.skipped.append((path, reason))
@@ -193,8 +231,12 @@ class Importer:
 
     async def _flush(self) -> None:
         batch, self._pending = self._pending, []
+        announce, self._announce = self._announce, []
         if batch:
             self.summary.new += await self.index.add(batch)
+        for record, attributes in announce:  # indexed now: the rules may fire
+            assert self.on_stored is not None
+            await maybeDeferred(self.on_stored, record, attributes)
 
     def _log_done(self) -> None:
         s = self.summary

@@ -20,7 +20,7 @@ from stowpair.archive.model import InstanceRecord
 from stowpair.config.model import Condition, Config, ExportRule
 from stowpair.config.schedule import ceil_epoch, contains_any
 from stowpair.queue import events as _events  # noqa: F401  (registers event names)
-from stowpair.queue.model import NewTask
+from stowpair.queue.model import NewTask, Task
 from stowpair.queue.store import TaskStore
 
 
@@ -73,7 +73,7 @@ class RuleEngine:
     ``scheduler_kick`` is called when a task became due at once (no delay, no
     schedule), so the export starts without waiting for the next poll;
     ``scheduler_wake_at`` (optional) is told when a delayed task becomes due, for the same
-    reason.
+    reason; ``on_task`` (optional) sees every task created (True) or postponed (False).
     """
 
     log = Logger()
@@ -85,8 +85,10 @@ class RuleEngine:
         scheduler_kick: Callable[[], None],
         clock: IReactorTime,
         scheduler_wake_at: Callable[[float], None] | None = None,
+        on_task: Callable[[Task, bool], None] | None = None,
     ) -> None:
         self.config = config
+        self._on_task = on_task
         self._store = store
         self._kick = scheduler_kick
         self._wake_at = scheduler_wake_at
@@ -116,6 +118,8 @@ class RuleEngine:
                 seen.add(key)
                 task, created = await self._store.create_or_postpone(new, rule.entity)
                 self._log_task(rule, task.task_id, new, created)
+                if self._on_task is not None:
+                    self._on_task(task, created)
                 due_now = due_now or task.scheduled_time <= now
                 if task.scheduled_time > now and self._wake_at is not None:
                     self._wake_at(task.scheduled_time)

@@ -11,6 +11,8 @@ from stowpair.config.durations import format_duration
 from stowpair.config.errors import ConfigError
 from stowpair.config.loader import load_config
 from stowpair.config.model import (
+    DCM4CHEE_WEBAPP_PROPERTIES,
+    EXTRA_WEBAPP_PROPERTIES,
     BearerAuth,
     Config,
     KeycloakClient,
@@ -18,6 +20,8 @@ from stowpair.config.model import (
     WebApplication,
     WebAppProperties,
 )
+from stowpair.config.secret import Secret, SecretError
+from stowpair.exporter.client import idle_timeout_of
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -57,7 +61,14 @@ def _check(args: argparse.Namespace) -> int:
         for line in e.errors:
             print(line, file=sys.stderr)
         return 1
-    print("\n".join(summary_lines(config)))
+    lines = summary_lines(config)
+    warnings = secret_warnings(config)
+    if warnings:
+        count = f"{len(warnings)} warning{'s' if len(warnings) > 1 else ''}"
+        lines[0] = lines[0].replace(": OK", f": OK, {count} (on stderr)", 1)
+    print("\n".join(lines))
+    for warning in warnings:
+        print(warning, file=sys.stderr)
     return 0
 
 
@@ -84,22 +95,69 @@ def _import_ldif(args: argparse.Namespace) -> int:
     return 0
 
 
-def _property_text(props: WebAppProperties) -> str:
-    """The properties that differ from the defaults, secrets masked by ``Secret``."""
-    default = WebAppProperties()
-    shown: list[str] = []
-    for f in fields(props):
-        value = getattr(props, f.name)
-        if value == getattr(default, f.name):
+def _value_text(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, tuple):
+        return ",".join(value) or "*"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)  # a Secret shows its reference or ********
+
+
+def property_lines(props: WebAppProperties) -> list[str]:
+    """Every property's effective value: dcm4chee's seven, then our additions, with what
+    an unset one means (secrets masked by ``Secret``)."""
+    values = {f.name.replace("_", "-"): getattr(props, f.name) for f in fields(props)}
+    shown = {name: _value_text(value) for name, value in values.items()}
+    if not props.transfer_syntax:
+        shown["transfer-syntax"] = "* (as stored)"
+    if props.connect_timeout is None or props.connect_timeout <= 0:
+        shown["connect-timeout"] = "none (the system's)"
+    idle = idle_timeout_of(WebApplication("", "", properties=props))
+    if props.response_timeout is None:
+        shown["response-timeout"] = f"{idle:g} (default)"
+    elif idle is None:
+        shown["response-timeout"] = "none"
+    if props.ca_file is None:
+        shown["ca-file"] = "- (system CAs)"
+    if props.max_request_bytes is None:
+        shown["max-request-bytes"] = "- (no cap)"
+    dcm4chee = [f"{n}={shown[n]}" for n in DCM4CHEE_WEBAPP_PROPERTIES]
+    ours = [f"{n}={shown[n]}" for n in EXTRA_WEBAPP_PROPERTIES]
+    return [f"properties: {' '.join(dcm4chee)}", f"additions: {' '.join(ours)}"]
+
+
+def secret_warnings(config: Config) -> list[str]:
+    """``env:`` secrets whose variable is unset or empty and ``file:`` secrets that cannot
+    be read, one line each: the configuration is valid, but those exports would fail."""
+    found: list[tuple[str, str, Secret | None]] = []
+    for app in config.webapps.values():
+        found += [
+            (f"webapp {app.name}", "bearer-token", app.properties.bearer_token),
+            (f"webapp {app.name}", "basic-auth", app.properties.basic_auth),
+        ]
+    for client in config.keycloak_clients.values():
+        found += [
+            (f"keycloak client {client.name}", "client-secret", client.client_secret),
+            (f"keycloak client {client.name}", "user-password", client.user_password),
+        ]
+    warnings = []
+    for where, key, secret in found:
+        if secret is None or not secret.raw.startswith(("env:", "file:")):
             continue
-        if isinstance(value, tuple):
-            value = ",".join(value)
-        elif isinstance(value, bool):
-            value = str(value).lower()
-        elif isinstance(value, float):
-            value = f"{value:g}"
-        shown.append(f"{f.name.replace('_', '-')}={value}")
-    return " ".join(shown) or "(defaults)"
+        try:
+            problem = "" if secret.reveal() else "it is empty"
+        except SecretError as e:
+            problem = str(e)
+        if problem:
+            warnings.append(
+                f"warning: {where}: {key} = {secret.reference!r}: {problem}; its requests"
+                " will fail until it is set"
+            )
+    return warnings
 
 
 def _keycloak_text(client: KeycloakClient) -> str:
@@ -165,7 +223,7 @@ def _webapp_lines(app: WebApplication | None, name: str, config: Config) -> list
         lines.append("       note: no STOW_RS service class; dcm4chee ends such exports WARNING")
     if not app.installed:
         lines.append("       note: not installed; exports to it fail")
-    lines.append(f"       properties: {_property_text(app.properties)}")
+    lines += [f"       {line}" for line in property_lines(app.properties)]
     lines.append(f"       auth: {auth_text(app, config)}")
     return lines
 

@@ -24,6 +24,7 @@ QUEUE_KEYS = (
     "purge_warning_delay",
     "purge_canceled_delay",
     "installed",
+    "description",
 )
 RULE_KEYS = ("name", "entity", "exporters", "conditions", "delay", "schedules")
 ENTITIES = ("Study", "Series", "Instance")
@@ -91,6 +92,7 @@ def read_queue(checker: Checker, name: str, data: Any) -> Queue:
         purge_warning_delay=purge("purge_warning_delay", default.purge_warning_delay),
         purge_canceled_delay=purge("purge_canceled_delay", default.purge_canceled_delay),
         installed=section.boolean("installed", default.installed),
+        description=section.string("description", ""),
     )
 
 

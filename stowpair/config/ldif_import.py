@@ -219,6 +219,14 @@ class _Importer:
             props[name.strip()] = value.strip()
         if props:
             table.add("properties", props)
+        if record.first("dcmExportPriority") is not None:
+            self.warn(
+                record,
+                label,
+                f"dcmExportPriority {record.first('dcmExportPriority')!r} is not imported:"
+                " dcm4chee ignores it since 5.24 (it was a JMS priority); tasks run in"
+                " scheduled-time order",
+            )
         return table
 
 

@@ -24,6 +24,19 @@ QUEUE_ATTRIBUTES: tuple[tuple[str, str, str, Value], ...] = (
     ("purge_warning_delay", "dcmPurgeQueueMessageWarningDelay", "duration", "none"),
     ("purge_canceled_delay", "dcmPurgeQueueMessageCanceledDelay", "duration", "none"),
 )
+#: Queue attributes of dcm4chee's JMS era (up to 5.23), ignored since its 5.24 task
+#: scheduler, and what stowpair does instead.
+OBSOLETE_QUEUE_ATTRIBUTES = (
+    (
+        "dcmMaxQueueSize",
+        "dcm4chee ignores it since 5.24 and stowpair's queues have no size limit",
+    ),
+    (
+        "dcmRetryInProcessOnStartup",
+        "dcm4chee ignores it since 5.24; tasks found IN PROCESS at start-up always run"
+        " again (docs/queue.md)",
+    ),
+)
 #: dcm4chee's default-config values (reference §4), used for queues the LDIF lacks.
 DEFAULT_CONFIG_QUEUE: tuple[tuple[str, Value], ...] = (
     ("max_tasks_parallel", 1),
@@ -71,6 +84,14 @@ def queue_table(record: LdifRecord, warnings: list[str]) -> Table | None:
         table.add("schedules", record.values("dcmSchedule"))
     if (record.first("dicomInstalled") or "").upper() == "FALSE":
         table.add("installed", False)
+    if record.first("dicomDescription"):
+        table.add("description", record.first("dicomDescription") or "")
+    for attribute, meaning in OBSOLETE_QUEUE_ATTRIBUTES:
+        if record.first(attribute) is not None:
+            warnings.append(
+                f'{record.where}: queue "{name}": {attribute} {record.first(attribute)!r} '
+                f"is not imported: {meaning}"
+            )
     return table
 
 

@@ -230,6 +230,8 @@ class Queue:
     purge_warning_delay: float | None = None
     purge_canceled_delay: float | None = None
     installed: bool = True
+    #: dcm4chee ``dicomDescription``, shown by ``GET /queue``.
+    description: str = ""
 
 
 @dataclass(frozen=True)

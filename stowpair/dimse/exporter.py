@@ -34,7 +34,7 @@ from stowpair.exporter.outcome import (
     TaskStatus,
     not_sent_again,
 )
-from stowpair.exporter.outcome_rule import entity_text, outcome_message, outcome_status
+from stowpair.exporter.outcome_rule import build_outcome, entity_text
 from stowpair.exporter.stow import Transcoder
 from stowpair.logs import register_events
 
@@ -309,17 +309,4 @@ def _outcome(
     results: list[InstanceOutcome], entity: str, remote_ae: str, matches: int, already: int
 ) -> Outcome:
     """The STOW-RS exporter's outcome rule and message, with the AE title as destination."""
-    count = {s: sum(1 for r in results if r.status is s) for s in InstanceStatus}
-    missing = count[InstanceStatus.MISSING]
-    completed = count[InstanceStatus.COMPLETED] + already
-    warning = count[InstanceStatus.WARNING]
-    failed = count[InstanceStatus.FAILED] + missing  # as dcm4chee (see StowExporter)
-    return Outcome(
-        status=outcome_status(matches, completed, warning, failed, missing),
-        message=outcome_message(entity, remote_ae, matches, completed, warning, failed, missing),
-        completed=completed,
-        warning=warning,
-        failed=failed,
-        missing=missing,
-        instances=tuple(results),
-    )
+    return build_outcome(entity, remote_ae, results, matches, already)

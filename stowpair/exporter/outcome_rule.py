@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 
-from stowpair.exporter.outcome import InstanceStatus, Outcome, TaskStatus
+from stowpair.exporter.outcome import InstanceOutcome, InstanceStatus, Outcome, TaskStatus
 
 
 def entity_text(study_uid: str, series_uid: str = "*", sop_uid: str = "*") -> str:
@@ -52,6 +53,39 @@ def outcome_message(
         if value:
             counts += f", {name}:{value}"
     return head + counts
+
+
+def build_outcome(
+    entity: str,
+    webapp: str,
+    results: Sequence[InstanceOutcome],
+    matches: int,
+    already: int = 0,
+    retry_after: float | None = None,
+) -> Outcome:
+    """One attempt's Outcome from its per-instance results: the only place outcomes are
+    built (the STOW-RS exporter and the queue's test fakes both use it).
+
+    ``matches`` counts every instance of the entity; ``already`` those delivered by
+    earlier attempts and not sent again, counted as completed as dcm4chee would have
+    counted them when it re-sent them. A missing file also counts as failed, as in
+    dcm4chee (its ``remaining`` would otherwise read as CANCELED).
+    """
+    count = Counter(r.status for r in results)
+    missing = count[InstanceStatus.MISSING]
+    completed = count[InstanceStatus.COMPLETED] + already
+    warning = count[InstanceStatus.WARNING]
+    failed = count[InstanceStatus.FAILED] + missing
+    return Outcome(
+        status=outcome_status(matches, completed, warning, failed, missing),
+        message=outcome_message(entity, webapp, matches, completed, warning, failed, missing),
+        completed=completed,
+        warning=warning,
+        failed=failed,
+        missing=missing,
+        instances=tuple(results),
+        retry_after=retry_after,
+    )
 
 
 def failure_summary(outcome: Outcome, most: int = 3) -> str | None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 from stowpair.archive.model import InstanceRecord
 from stowpair.auth.tokens import TokenError
@@ -149,7 +149,7 @@ class Attempt:
         )
         self._results[record.sop_instance_uid] = outcome
         if outcome.status is InstanceStatus.FAILED:
-            self.log.warn(
+            self.log.debug(
                 "Instance {sop_uid} not exported to {webapp}: {reason}",
                 event="exporter.instance.failed",
                 webapp=self.client.webapp.name,
@@ -372,7 +372,9 @@ class Attempt:
             )
         chosen = list(verdicts.values()) if verdicts else [default] * len(prepared)
         statuses = [v.status for v in chosen if v is not None]
-        self.log.info(
+        any_failed = InstanceStatus.FAILED in statuses  # one WARN line per failed request
+        self.log.emit(
+            LogLevel.warn if any_failed else LogLevel.debug,
             "POST {url}: {instances} instances, {bytes} bytes, HTTP {http_status}, "
             "completed {completed}, warning {warning}, failed {failed} in {elapsed:.3f}s",
             event="exporter.request",

@@ -36,7 +36,7 @@ from stowpair.exporter.outcome import (
     TaskStatus,
     not_sent_again,
 )
-from stowpair.exporter.outcome_rule import entity_text, outcome_message, outcome_status
+from stowpair.exporter.outcome_rule import build_outcome, entity_text
 from stowpair.exporter.sending import Attempt, Item, make_batches
 from stowpair.exporter.tls import TLSConfigError
 from stowpair.exporter.tokens import TokenSources
@@ -111,18 +111,13 @@ class StowExporter:
         clients, self._clients = list(self._clients.values()), {}
         return DeferredList([c.close() for c in clients] + [self.tokens.close()])
 
-    def webapp(self, name: str, check_service_class: bool = True) -> WebApplication:
-        """The destination, or ExportError with dcm4chee's message."""
+    def webapp(self, name: str) -> WebApplication:
+        """The destination, or ExportError with dcm4chee's message (the task FAILS)."""
         webapp = self._webapps.get(name)
         if webapp is None:
             raise ExportError(f"Unknown WebApplication: {name}")
         if not webapp.installed:
             raise ExportError(f"WebApplication {name} not installed")
-        if check_service_class and "STOW_RS" not in webapp.service_classes:
-            raise ExportError(
-                f"Destination webapp {name} is not configured for STOW_RS web service "
-                f"(its service classes: {', '.join(webapp.service_classes) or 'none'})"
-            )
         return webapp
 
     def _client(self, webapp: WebApplication) -> StowClient:
@@ -161,7 +156,14 @@ class StowExporter:
         entity = entity_text(request.study_uid, request.series_uid, request.sop_uid)
         if not query.instances and not query.missing:
             return Outcome(TaskStatus.WARNING, f"Could not find {entity}")
-        webapp = self.webapp(name, check_service_class)
+        webapp = self.webapp(name)
+        if check_service_class and "STOW_RS" not in webapp.service_classes:
+            # dcm4chee ends the task WARNING, retried only with retry-on-warning
+            return Outcome(
+                TaskStatus.WARNING,
+                f"Destination webapp {name} is not configured for STOW_RS web service "
+                f"(its service classes: {', '.join(webapp.service_classes) or 'none'})",
+            )
         auth = await self._auth(webapp)
         attempt = Attempt(
             self._reactor, self._client(webapp), auth, self._transcoder, self._work_dir
@@ -241,25 +243,9 @@ class StowExporter:
         return self._outcome(attempt, entity, len(records), already)
 
     def _outcome(self, attempt: Attempt, entity: str, matches: int, already: int) -> Outcome:
-        results = attempt.results()
-        count = {s: sum(1 for r in results if r.status is s) for s in InstanceStatus}
-        missing = count[InstanceStatus.MISSING]
-        completed = count[InstanceStatus.COMPLETED] + already
-        warning = count[InstanceStatus.WARNING]
-        # dcm4chee counts a missing file as failed too (its remaining = matches -
-        # completed - warning - failed would otherwise read as CANCELED).
-        failed = count[InstanceStatus.FAILED] + missing
         webapp = attempt.client.webapp.name
-        return Outcome(
-            status=outcome_status(matches, completed, warning, failed, missing),
-            message=outcome_message(entity, webapp, matches, completed, warning, failed, missing),
-            completed=completed,
-            warning=warning,
-            failed=failed,
-            missing=missing,
-            instances=tuple(results),
-            retry_after=attempt.retry_after,
-        )
+        results = attempt.results()
+        return build_outcome(entity, webapp, results, matches, already, attempt.retry_after)
 
     def _log_export(
         self, request: ExportRequest, webapp: WebApplication, outcome: Outcome, elapsed: float

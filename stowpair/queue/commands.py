@@ -1,7 +1,9 @@
-"""``stowpair export`` and ``stowpair tasks``: the export queue through the REST API.
+"""``stowpair export``, ``tasks``, ``task``, ``cancel``, ``reschedule``, ``delete``: the
+export queue through the REST API.
 
-Both talk to a running service over HTTP (blocking urllib is fine in a CLI) and use
-the dcm4chee routes documented in ``docs/rest-api.md``.
+They talk to a running service over HTTP (blocking urllib is fine in a CLI) and use the
+routes documented in ``docs/rest-api.md``; what they print fits the terminal
+(:mod:`stowpair.queue.cli_format`).
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import IO, Any
+
+from stowpair.queue.cli_format import format_table, format_task, progress_text
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 DONE = ("COMPLETED", "WARNING", "FAILED", "CANCELED")
@@ -52,20 +56,31 @@ class Client:
         self.fetch = fetch
 
     def call(self, method: str, path: str, query: dict[str, str] | None = None) -> Any:
+        """The JSON answer; CliError naming the request for any error status."""
+        status, value, url = self.answer(method, path, query)
+        if status >= 400:
+            message = value.get("errorMessage") if isinstance(value, dict) else None
+            raise CliError(f"{method} {url}: HTTP {status}: {message or repr(value)}")
+        return value
+
+    def answer(
+        self, method: str, path: str, query: dict[str, str] | None = None
+    ) -> tuple[int, Any, str]:
+        """(status, JSON answer or the body's start, URL), whatever the status."""
         url = self.base + path + ("?" + urllib.parse.urlencode(query) if query else "")
         status, body = self.fetch(method, url)
         try:
             value = json.loads(body) if body else None
         except ValueError:
-            value = None
-        if status >= 400:
-            message = value.get("errorMessage") if isinstance(value, dict) else None
-            detail = message or repr(body[:200])
-            raise CliError(f"{method} {url}: HTTP {status}: {detail}")
-        return value
+            value = body[:200]
+        return status, value, url
 
     def tasks(self, query: dict[str, str]) -> list[dict[str, Any]]:
         return list(self.call("GET", "/monitor/export", query) or [])
+
+    def task(self, task_id: int) -> dict[str, Any]:
+        """One task with ``progress`` and ``instances`` (``GET /monitor/export/{id}``)."""
+        return dict(self.call("GET", f"/monitor/export/{task_id}"))
 
 
 def register(subparsers: Any) -> None:
@@ -79,21 +94,88 @@ def register(subparsers: Any) -> None:
     export.add_argument("study", metavar="STUDY_UID")
     export.add_argument("series", metavar="SERIES_UID", nargs="?")
     export.add_argument("sop", metavar="SOP_UID", nargs="?")
-    export.add_argument("--wait", action="store_true", help="follow the task until it is done")
+    export.add_argument(
+        "--wait", action="store_true", help="follow the task's states and progress until done"
+    )
+    export.add_argument(
+        "--timeout", type=_seconds, metavar="SECONDS", help="with --wait: give up after this long"
+    )
     export.add_argument("--batch-id", help="batchID to group tasks")
     export.add_argument("--scheduled-time", help="yyyyMMddHHmmss, local time, 24-hour clock")
     _common(export)
     export.set_defaults(handler=lambda args: _run(run_export, args))
 
     tasks = subparsers.add_parser(
-        "tasks", help="list export tasks", description="List export tasks (/monitor/export)."
+        "tasks",
+        help="list export tasks",
+        description="List export tasks (/monitor/export), newest change first; IN PROCESS"
+        " tasks show instances sent so far / total.",
     )
-    tasks.add_argument("--status", help="e.g. SCHEDULED, 'IN PROCESS', FAILED")
-    tasks.add_argument("--exporter", help="ExporterID (comma list allowed)")
+    _filters(tasks)
     tasks.add_argument("--limit", type=int, default=20, help="rows to show (default 20)")
     tasks.add_argument("--watch", action="store_true", help="refresh every second")
     _common(tasks)
     tasks.set_defaults(handler=lambda args: _run(run_tasks, args))
+
+    task = subparsers.add_parser("task", help="show one export task and its per-instance results")
+    task.add_argument("task_id", type=int, metavar="TASK_ID")
+    task.add_argument(
+        "--instances", type=int, default=50, metavar="N", help="latest N results (0: all)"
+    )
+    _common(task)
+    task.set_defaults(handler=lambda args: _run(run_task, args))
+
+    for name, what in (
+        ("cancel", "cancel export tasks (their running exports stop)"),
+        ("reschedule", "export again: reset tasks to SCHEDULED (running ones restart)"),
+        ("delete", "delete export tasks (running ones are cancelled first)"),
+    ):
+        manage = subparsers.add_parser(
+            name,
+            help=f"{what}: one by ID, or by filter",
+            description=f"{what[0].upper()}{what[1:]}. Give a TASK_ID, or filters; by filter"
+            " the counts of dcm4chee's answer are printed.",
+        )
+        manage.add_argument("task_id", type=int, metavar="TASK_ID", nargs="?")
+        _filters(manage)
+        if name == "reschedule":
+            manage.add_argument("--to", metavar="EXPORTER_ID", help="a new exporter")
+            manage.add_argument("--scheduled-time", help="yyyyMMddHHmmss (default: now)")
+        if name != "cancel":
+            manage.add_argument(
+                "--all", action="store_true", help="no TASK_ID and no filter: every task"
+            )
+        _common(manage)
+        manage.set_defaults(handler=lambda args: _run(run_manage, args), action=name)
+
+
+def _filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--status", help="e.g. SCHEDULED, 'IN PROCESS', FAILED")
+    parser.add_argument("--exporter", help="ExporterID (comma list allowed)")
+    parser.add_argument("--batch-id", dest="batch", help="batchID")
+    parser.add_argument("--study", help="StudyInstanceUID")
+    parser.add_argument(
+        "--updated", help="updatedTime as a DICOM DT range, e.g. 20251201- or -20251201"
+    )
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+    return value
+
+
+def _query(args: argparse.Namespace) -> dict[str, str]:
+    """The REST filters of ``--status`` ... ``--updated``."""
+    pairs = (
+        ("status", args.status),
+        ("ExporterID", args.exporter),
+        ("batchID", args.batch),
+        ("StudyInstanceUID", args.study),
+        ("updatedTime", args.updated),
+    )
+    return {name: value for name, value in pairs if value}
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -109,11 +191,15 @@ def _run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace)
         return 1
 
 
+# -- export ---------------------------------------------------------------------------
+
+
 def run_export(
     args: argparse.Namespace,
     fetch: Fetch = http_fetch,
     sleep: Callable[[float], None] = time.sleep,
     out: IO[str] = sys.stdout,
+    clock: Callable[[], float] = time.monotonic,
 ) -> int:
     client = Client(args.url, fetch)
     path = f"/aets/{args.aet}/rs/studies/{args.study}"
@@ -130,24 +216,52 @@ def run_export(
     print(f"task {answer['taskID']}: {answer['status']} ({answer['ExporterID']})", file=out)
     if not args.wait:
         return 0
-    return wait_for(client, int(answer["taskID"]), sleep, out)
+    return wait_for(client, int(answer["taskID"]), sleep, out, args.timeout, clock)
 
 
-def wait_for(client: Client, task_id: int, sleep: Callable[[float], None], out: IO[str]) -> int:
-    """Print each status change until the task is done; 0 only when COMPLETED."""
-    last = None
+#: Exit status of ``export --wait`` when ``--timeout`` passed first.
+TIMED_OUT = 3
+
+
+def wait_for(
+    client: Client,
+    task_id: int,
+    sleep: Callable[[float], None],
+    out: IO[str],
+    timeout: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> int:
+    """Print each change of status or progress until the task is done: 0 when it ends
+    COMPLETED, 1 for another end, 3 when ``timeout`` seconds passed first."""
+    start = clock()
+    last: tuple[str, str] | None = None
     while True:
-        found = client.tasks({"taskID": str(task_id)})
-        if not found:
-            raise CliError(f"task {task_id} disappeared (deleted or purged)")
-        task = found[0]
-        if task["status"] != last:
-            last = task["status"]
+        try:
+            task = client.task(task_id)
+        except CliError as e:
+            if "HTTP 404" in str(e):
+                raise CliError(f"task {task_id} disappeared (deleted or purged)") from None
+            raise
+        status = str(task["status"])
+        progress = progress_text(task.get("progress")) if status == "IN PROCESS" else ""
+        if (status, progress) != last:
+            last = (status, progress)
             message = task.get("errorMessage") or task.get("outcomeMessage") or ""
-            print(f"task {task_id}: {last} {message}".rstrip(), file=out)
-        if last in DONE:
-            return 0 if last == "COMPLETED" else 1
+            said = f"{progress} sent" if progress else message if status in DONE else ""
+            print(f"task {task_id}: {status} {said}".rstrip(), file=out, flush=True)
+        if status in DONE:
+            return 0 if status == "COMPLETED" else 1
+        if timeout is not None and clock() - start >= timeout:
+            print(
+                f"task {task_id}: still {status} after {timeout:g} s; it goes on"
+                f" (stowpair task {task_id})",
+                file=out,
+            )
+            return TIMED_OUT
         sleep(1.0)
+
+
+# -- tasks, task ------------------------------------------------------------------------
 
 
 def run_tasks(
@@ -158,15 +272,14 @@ def run_tasks(
     rounds: int | None = None,
 ) -> int:
     client = Client(args.url, fetch)
-    query = {"limit": str(args.limit)}
-    if args.status:
-        query["status"] = args.status
-    if args.exporter:
-        query["ExporterID"] = args.exporter
+    query = {"limit": str(args.limit), **_query(args)}
     tty = out.isatty()
     count = 0
     while True:
-        table = format_table(client.tasks(query))
+        tasks = client.tasks(query)
+        running = [int(t["taskID"]) for t in tasks if t.get("status") == "IN PROCESS"]
+        progress = {i: client.task(i).get("progress") or {} for i in running}
+        table = format_table(tasks, progress)
         if args.watch and tty:
             out.write("\x1b[H\x1b[2J")  # home + clear: a live table
         elif args.watch and count:
@@ -179,28 +292,50 @@ def run_tasks(
         sleep(1.0)
 
 
-_COLUMNS = (
-    ("ID", "taskID", 6), ("STATUS", "status", 19), ("EXPORTER", "ExporterID", 16),
-    ("STUDY", "StudyInstanceUID", 28), ("FAIL", "failures", 4), ("UPDATED", "updatedTime", 19),
-    ("MESSAGE", "message", 0),
-)  # fmt: skip
+def run_task(args: argparse.Namespace, fetch: Fetch = http_fetch, out: IO[str] = sys.stdout) -> int:
+    client = Client(args.url, fetch)
+    out.write(format_task(client.task(args.task_id), limit=args.instances))
+    return 0
 
 
-def format_table(tasks: Sequence[dict[str, Any]]) -> str:
-    """A fixed-width table; the message column takes the rest of the line."""
-    lines = ["  ".join(f"{title:<{width}}" if width else title for title, _, width in _COLUMNS)]
-    for task in tasks:
-        task = dict(task, message=task.get("errorMessage") or task.get("outcomeMessage") or "")
-        task["updatedTime"] = str(task.get("updatedTime", ""))[:19].replace("T", " ")
-        cells = []
-        for _, key, width in _COLUMNS:
-            text = str(task.get(key, "") if task.get(key) is not None else "")
-            cells.append(f"{_clip(text, width):<{width}}" if width else _clip(text, 100))
-        lines.append("  ".join(cells).rstrip())
-    if not tasks:
-        lines.append("(no tasks)")
-    return "\n".join(lines) + "\n"
+# -- cancel, reschedule, delete ----------------------------------------------------------
+
+_DONE_WORD = {"cancel": "cancelled", "reschedule": "rescheduled", "delete": "deleted"}
 
 
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+def run_manage(
+    args: argparse.Namespace, fetch: Fetch = http_fetch, out: IO[str] = sys.stdout
+) -> int:
+    """One task (dcm4chee answers 204) or every task the filters select (it answers
+    ``{"count"}``, ``{"count","failed"}`` or ``{"failed"}``)."""
+    client = Client(args.url, fetch)
+    action = args.action
+    query = _query(args)
+    extra = {}
+    if action == "reschedule" and args.scheduled_time:
+        extra["scheduledTime"] = args.scheduled_time
+    if args.task_id is not None and query:
+        raise CliError(f"{action}: give a TASK_ID or filters, not both")
+    if args.task_id is None and not query and not getattr(args, "all", False):
+        raise CliError(
+            f"{action}: give a TASK_ID, a filter (--status, --exporter, --batch-id, --study,"
+            " --updated)" + (" or --all for every task" if action != "cancel" else "")
+        )
+    method = "DELETE" if action == "delete" else "POST"
+    to = f"/{args.to}" if action == "reschedule" and args.to else ""
+    if args.task_id is not None:
+        verb = "" if action == "delete" else f"/{action}"
+        client.call(method, f"/monitor/export/{args.task_id}{verb}{to}", extra or None)
+        print(f"task {args.task_id}: {_DONE_WORD[action]}", file=out)
+        return 0
+    path = "/monitor/export" + ("" if action == "delete" else f"/{action}") + to
+    status, value, url = client.answer(method, path, {**query, **extra})
+    if status not in (200, 202, 409) or not isinstance(value, dict) or "errorMessage" in value:
+        message = value.get("errorMessage") if isinstance(value, dict) else None
+        raise CliError(f"{method} {url}: HTTP {status}: {message or repr(value)}")
+    count, failed = int(value.get("count", 0)), int(value.get("failed", 0))
+    said = f"{count} task{'s' if count != 1 else ''} {_DONE_WORD[action]}"
+    if failed:
+        said += f", {failed} failed (they changed meanwhile)"
+    print(f"{said}  {json.dumps(value)}", file=out)
+    return 0 if failed == 0 else 1

@@ -16,6 +16,8 @@ QUEUE_EVENTS: dict[str, tuple[str, ...]] = {
     ),
     "queue.task.retry": ("task_id", "exporter_id", "failures", "delay", "scheduled_time"),
     "queue.task.lost": ("task_id", "status"),
+    "queue.task.rescheduled": ("task_id", "exporter_id"),
+    "queue.task.info.error": ("task_id", "error"),
     "queue.task.error": ("task_id", "exporter_id", "error"),
     "queue.startup.reset": ("count", "device"),
     "queue.poll.error": ("error",),
@@ -24,6 +26,7 @@ QUEUE_EVENTS: dict[str, tuple[str, ...]] = {
     "rules.unknown_exporter": ("rule", "exporter_id"),
     "api.export.requested": ("aet", "exporter_id", "study_uid", "series_uid", "sop_uid", "task_id"),
     "api.error": ("method", "uri", "error"),
+    "api.request": ("method", "uri", "peer", "status"),
 }  # fmt: skip
 
 register_events(QUEUE_EVENTS)

@@ -119,6 +119,8 @@ class TaskFilter:
 
     device_name: str | None = None
     exporter_ids: tuple[str, ...] = ()
+    #: ``/queue/{queueName}`` (dcm4chee's QueueManagerRS) lists one queue's tasks.
+    queue_names: tuple[str, ...] = ()
     study_uid: str | None = None
     batch_id: str | None = None
     task_id: int | None = None
@@ -130,6 +132,24 @@ class TaskFilter:
     limit: int | None = None
     order_by: OrderKey = "updatedTime"
     descending: bool = True
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a task's export has come, from its stored per-instance results.
+
+    ``delivered`` counts SOP Instances acknowledged (COMPLETED or WARNING) by any
+    attempt; ``failed`` those that failed or were missing in the current attempt (the
+    running one of an IN PROCESS task, else the latest) and were not delivered.
+    """
+
+    delivered: int = 0
+    failed: int = 0
+
+    @property
+    def sent(self) -> int:
+        """Instances the export has an answer for."""
+        return self.delivered + self.failed
 
 
 @dataclass(frozen=True)

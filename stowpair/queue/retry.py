@@ -12,22 +12,24 @@ from stowpair.exporter.outcome import (
 )
 
 
-def retry_delay(queue: Queue, failures: int) -> float | None:
-    """Seconds to wait before retry number ``failures`` (1-based), or None for no retry.
+def retry_delay(queue: Queue, failures: int) -> int | None:
+    """Whole seconds to wait before retry number ``failures`` (1-based), or None for no
+    retry.
 
-    ``n = ++failures``; ``n > maxRetries`` means no retry; otherwise
-    ``retryDelay × (multiplier/100)^(n−1)``, applied step by step as dcm4chee does,
-    capped at ``maxRetryDelay``. With dcm4chee's default config (PT30S, 200 %, PT10M)
-    this gives 30, 60, 120, 240, 480, 600, 600 ...
+    As dcm4chee's ``QueueDescriptor.getRetryDelayInSeconds``: ``n > maxRetries`` means no
+    retry; otherwise ``retryDelay`` in whole seconds, multiplied by ``multiplier/100`` with
+    integer division ``n − 1`` times, capped at ``maxRetryDelay``. With dcm4chee's
+    default config (PT30S, 200 %, PT10M) this gives 30, 60, 120, 240, 480, 600, 600 …;
+    at PT45S and 150 % it gives 45, 67 (not 67.5), 100 …
     """
     if failures > queue.max_retries:
         return None
-    delay = queue.retry_delay
-    cap = queue.max_retry_delay
+    delay = int(queue.retry_delay)
+    cap = None if queue.max_retry_delay is None else int(queue.max_retry_delay)
     for _ in range(failures - 1):
-        delay = delay * queue.retry_delay_multiplier / 100
+        delay = delay * queue.retry_delay_multiplier // 100
         if cap is not None and delay >= cap:
-            break
+            break  # the multiplier is at least 100 %: the delay never shrinks again
     return delay if cap is None else min(delay, cap)
 
 

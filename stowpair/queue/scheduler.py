@@ -38,6 +38,8 @@ from stowpair.exporter.outcome import (
 )
 from stowpair.exporter.outcome_rule import failure_summary
 from stowpair.queue import events as _events  # noqa: F401  (registers event names)
+from stowpair.queue.info import TaskInfoSource, info_changes
+from stowpair.queue.manager import StopReason
 from stowpair.queue.model import PENDING, Task, TaskFilter
 from stowpair.queue.purge import purge_finished, results_of
 from stowpair.queue.retry import retry_delay, should_retry
@@ -49,8 +51,9 @@ class _Running:
     task: Task
     cancellation: Cancellation = field(default_factory=Cancellation)
     export: Deferred[Any] | None = None
-    #: Why it was cancelled: by a user (-> CANCELED) or by shutdown (-> SCHEDULED).
-    stop_reason: Literal["", "user", "shutdown"] = ""
+    #: Why it was cancelled: by a user (-> CANCELED), by a reschedule (the task is
+    #: SCHEDULED already) or by shutdown (-> SCHEDULED).
+    stop_reason: Literal["", "user", "rescheduled", "shutdown"] = ""
     already_done: frozenset[str] = frozenset()
     #: SOP Instance UIDs whose results this attempt has already recorded.
     recorded: set[str] = field(default_factory=set)
@@ -60,7 +63,9 @@ class ExportScheduler(Service):
     """Runs export tasks from a :class:`TaskStore` with the providers by URI scheme.
 
     ``providers`` maps a URI scheme (``stow``, ``stowrs``) to its ExporterProvider.
-    ``stopService`` drains: it fires when running exports finish; after
+    ``task_info`` gives NumberOfInstances and Modality of a task's entity from the
+    archive index; they are stored when processing starts, for every task, as dcm4chee's
+    ExportTaskProcessor does. ``stopService`` drains: it fires when running exports finish; after
     ``drain_timeout`` seconds they are cancelled (no new requests), and after a further
     ``cancel_grace`` seconds their Deferreds are cancelled; either way their tasks go
     back to SCHEDULED so the next start resumes them.
@@ -78,6 +83,7 @@ class ExportScheduler(Service):
         cancel_grace: float = 5.0,
         purge_interval: float = 60.0,
         fetch_size: int = 100,
+        task_info: TaskInfoSource | None = None,
     ) -> None:
         self.config = config
         self._store = store
@@ -87,6 +93,7 @@ class ExportScheduler(Service):
         self._cancel_grace = cancel_grace
         self._purge_interval = purge_interval
         self._fetch_size = fetch_size
+        self._task_info = task_info
         self._running: dict[int, _Running] = {}
         self._reserved: dict[str, int] = {}
         self._loop: LoopingCall | None = None
@@ -135,12 +142,12 @@ class ExportScheduler(Service):
         self._wake_times.discard(when)
         self.kick()
 
-    def cancel(self, task_id: int) -> bool:
+    def cancel(self, task_id: int, reason: StopReason = "user") -> bool:
         """Ask a running export to stop (no new requests); False if not running here."""
         running = self._running.get(task_id)
         if running is None:
             return False
-        running.stop_reason = "user"
+        running.stop_reason = reason
         running.cancellation.cancel()
         return True
 
@@ -323,15 +330,13 @@ class ExportScheduler(Service):
         running = _Running(task)
         self._running[task.task_id] = running
         try:
-            claimed = await self._store.update(
-                task.task_id,
-                {
-                    "status": TaskStatus.IN_PROCESS,
-                    "processing_start_time": self._clock.seconds(),
-                    "processing_end_time": None,
-                },
-                only_if=PENDING,
-            )
+            changes = {
+                "status": TaskStatus.IN_PROCESS,
+                "processing_start_time": self._clock.seconds(),
+                "processing_end_time": None,
+                **await info_changes(self._task_info, task),
+            }
+            claimed = await self._store.update(task.task_id, changes, only_if=PENDING)
         except BaseException:
             self._release(running)
             raise
@@ -447,9 +452,6 @@ class ExportScheduler(Service):
             "processing_end_time": self._clock.seconds(),
             "outcome_message": outcome.message,
             "error_message": failure_summary(outcome),
-            # the counts cover the whole entity (see Outcome): earlier attempts' deliveries
-            # are in `completed`, missing files in `failed`
-            "number_of_instances": outcome.completed + outcome.warning + outcome.failed,
         }
         status = outcome.status
         if status not in (TaskStatus.COMPLETED, TaskStatus.WARNING, TaskStatus.CANCELED):
@@ -485,7 +487,7 @@ class ExportScheduler(Service):
         """Decide the final or retry state (dcm4chee's onProcessingSuccessful/Failed)."""
         task = running.task
         queue = self.config.queues.get(task.queue_name, Queue(task.queue_name))
-        if running.stop_reason == "user":
+        if running.stop_reason in ("user", "rescheduled"):
             status = TaskStatus.CANCELED
         elif running.stop_reason == "shutdown" and status != TaskStatus.COMPLETED:
             status = TaskStatus.SCHEDULED
@@ -500,14 +502,14 @@ class ExportScheduler(Service):
         d = self._store.finish(
             task.task_id, results, changes, (TaskStatus.IN_PROCESS, TaskStatus.CANCELED)
         )
-        return d.addCallback(self._settled, task)
+        return d.addCallback(self._settled, task, running.stop_reason)
 
     def _retry(self, task: Task, queue: Queue, retry_after: float | None) -> dict[str, Any]:
         failures = task.failures + 1
-        delay = retry_delay(queue, failures)
-        if delay is None:
+        seconds = retry_delay(queue, failures)
+        if seconds is None:
             return {"failures": failures}
-        delay = max(delay, retry_after or 0.0)
+        delay = max(float(seconds), retry_after or 0.0)
         when = self._clock.seconds() + delay
         self.log.info(
             "Task {task_id} ({exporter_id}) will be retried in {delay:.0f}s (failure {failures})",
@@ -527,7 +529,15 @@ class ExportScheduler(Service):
             "scheduled_time": when,
         }
 
-    def _settled(self, updated: Task | None, before: Task) -> None:
+    def _settled(self, updated: Task | None, before: Task, stop_reason: str = "") -> None:
+        if updated is None and stop_reason == "rescheduled":
+            self.log.info(
+                "Task {task_id} was rescheduled while it ran: its running attempt stopped",
+                task_id=before.task_id,
+                exporter_id=before.exporter_id,
+                event="queue.task.rescheduled",
+            )
+            return
         if updated is None:
             self.log.warn(
                 "Task {task_id} was deleted while it ran; its result was dropped",

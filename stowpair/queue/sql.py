@@ -131,6 +131,8 @@ def where(flt: TaskFilter) -> tuple[str, list[Any]]:
         add("device_name = ?", flt.device_name)
     if flt.exporter_ids:
         add(f"exporter_id IN ({','.join('?' * len(flt.exporter_ids))})", *flt.exporter_ids)
+    if flt.queue_names:
+        add(f"queue_name IN ({','.join('?' * len(flt.queue_names))})", *flt.queue_names)
     if flt.study_uid is not None:
         add("study_iuid = ?", flt.study_uid)
     if flt.batch_id is not None:

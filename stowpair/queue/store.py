@@ -29,6 +29,7 @@ from stowpair.queue.model import (
     BatchSummary,
     InstanceResult,
     NewTask,
+    Progress,
     Task,
     TaskFilter,
 )
@@ -107,6 +108,9 @@ class TaskStore(Protocol):
         destination judged the instance itself), one per SOP Instance UID."""
 
     def results(self, task_id: int) -> Deferred[list[InstanceResult]]: ...
+
+    def progress(self, task_id: int) -> Deferred[Progress]:
+        """What the stored per-instance results say about the task's export so far."""
 
     def batches(self, flt: TaskFilter) -> Deferred[list[BatchSummary]]: ...
 
@@ -245,6 +249,9 @@ class SQLiteTaskStore:
     def results(self, task_id: int) -> Deferred[list[InstanceResult]]:
         query = "SELECT * FROM task_instance WHERE task_pk = ? ORDER BY rowid"
         return self._call(lambda db: [sql.result_from_row(r) for r in db.execute(query, [task_id])])
+
+    def progress(self, task_id: int) -> Deferred[Progress]:
+        return self._call(lambda db: _progress(db, task_id))
 
     def batches(self, flt: TaskFilter) -> Deferred[list[BatchSummary]]:
         return self._call(lambda db: batches_query(db, flt))
@@ -408,6 +415,32 @@ def _delete(db: sqlite3.Connection, clause: str, params: Sequence[Any]) -> int:
         db.execute("DELETE FROM task_instance WHERE task_pk = ?", [pk])
         db.execute("DELETE FROM task WHERE pk = ?", [pk])
     return len(pks)
+
+
+def _progress(db: sqlite3.Connection, task_id: int) -> Progress:
+    """Delivered by any attempt; failed (not delivered) in the current attempt."""
+    row = db.execute("SELECT task_status, num_failures FROM task WHERE pk = ?", [task_id])
+    found = row.fetchone()
+    if found is None:
+        return Progress()
+    status, failures = found
+    if status == TaskStatus.IN_PROCESS:
+        attempt = failures + 1
+    else:
+        latest = db.execute("SELECT MAX(attempt) FROM task_instance WHERE task_pk = ?", [task_id])
+        attempt = latest.fetchone()[0] or 0
+    delivered_in = f"status IN ({','.join('?' * len(DELIVERED))})"
+    delivered = db.execute(
+        f"SELECT COUNT(DISTINCT sop_iuid) FROM task_instance WHERE task_pk = ? AND {delivered_in}",
+        [task_id, *DELIVERED],
+    ).fetchone()[0]
+    failed = db.execute(
+        "SELECT COUNT(DISTINCT sop_iuid) FROM task_instance WHERE task_pk = ? AND attempt = ?"
+        f" AND status IN (?, ?) AND sop_iuid NOT IN (SELECT sop_iuid FROM task_instance"
+        f" WHERE task_pk = ? AND {delivered_in})",
+        [task_id, attempt, InstanceStatus.FAILED, InstanceStatus.MISSING, task_id, *DELIVERED],
+    ).fetchone()[0]
+    return Progress(int(delivered), int(failed))
 
 
 def _find_scheduled(db: sqlite3.Connection, new: NewTask, entity: Entity) -> Task | None:

@@ -387,7 +387,7 @@ class StowResource(Resource):
     def _log_outcome(self, result: TransactionResult, request: Request) -> None:
         self._log_stored(result, request)
         for failure in result.failed:
-            self.log.warn(
+            self.log.debug(
                 "Refused part {part} ({sop_instance_uid}) from {peer}: {reason:04X} {message}",
                 peer=_peer(request),
                 path=request.path,
@@ -402,7 +402,7 @@ class StowResource(Resource):
     def _log_stored(self, result: TransactionResult, request: Request) -> None:
         """One event per durably stored part: receipts (and re-sends) can be counted."""
         for number, r in result.stored:
-            self.log.info(
+            self.log.debug(
                 "Stored part {part} ({sop_instance_uid}, {size} bytes{again}) from {peer}",
                 peer=_peer(request),
                 part=number,

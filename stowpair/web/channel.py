@@ -28,6 +28,7 @@ from twisted.web.resource import IResource
 from twisted.web.server import Site
 
 from stowpair.config.model import ClientTimeouts
+from stowpair.console import AccessLogAtDebug
 from stowpair.logs import register_events
 from stowpair.web.errors import (
     ErrorStyle,
@@ -45,9 +46,10 @@ register_events(
 )
 
 
-class GuardedSite(Site):
+class GuardedSite(AccessLogAtDebug, Site):
     """A Site for :class:`GuardedChannel`: its bounds and the style of its refusals
-    before a resource is known (``text`` on a STOW-RS-only listener)."""
+    before a resource is known (``text`` on a STOW-RS-only listener); its access log
+    is at DEBUG (``stowpair.console``)."""
 
     def __init__(
         self,

@@ -109,6 +109,8 @@ ROUTES = [
     ("reschedule", "POST", f"{M}/1/reschedule"),
     ("export", "POST", EXPORT),
     ("reload", "POST", f"{B}/ctrl/reload"),
+    ("queue-cancel", "POST", f"{B}/queue/Export1/cancel?status=SCHEDULED"),
+    ("queue-delete", "DELETE", f"{B}/queue/Export1?status=SCHEDULED"),
 ]
 
 

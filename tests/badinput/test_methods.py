@@ -18,6 +18,7 @@ from tests.badinput.servers import AET, Target, start_stowpair, start_stowrsd
 
 B = "/dcm4chee-arc"
 M = f"{B}/monitor/export"
+Q = f"{B}/queue/Export1"
 S = f"{B}/aets/{AET}/rs/studies"
 STOW = frozenset({"POST", "OPTIONS"})
 EXTRA = """
@@ -49,11 +50,22 @@ REST_ROUTES: dict[str, frozenset[str]] = {
     f"{M}/cancel": frozenset({"POST"}),
     f"{M}/reschedule": frozenset({"POST"}),
     f"{M}/reschedule/ToDest": frozenset({"POST"}),
-    f"{M}/1": frozenset({"DELETE"}),
+    f"{M}/1": frozenset({"GET", "HEAD", "DELETE"}),
     f"{M}/1/cancel": frozenset({"POST"}),
     f"{M}/1/reschedule": frozenset({"POST"}),
     f"{M}/1/reschedule/ToDest": frozenset({"POST"}),
     f"{B}/ctrl/reload": frozenset({"POST"}),
+    f"{B}/ctrl/status": frozenset({"GET", "HEAD"}),
+    f"{B}/ctrl": frozenset(),
+    f"{B}/queue": frozenset({"GET", "HEAD"}),
+    f"{B}/queue/NOPE": frozenset(),
+    f"{Q}": frozenset({"GET", "HEAD", "DELETE"}),
+    f"{Q}/count": frozenset({"GET", "HEAD"}),
+    f"{Q}/cancel": frozenset({"POST"}),
+    f"{Q}/reschedule": frozenset({"POST"}),
+    f"{Q}/1": frozenset({"DELETE"}),
+    f"{Q}/1/cancel": frozenset({"POST"}),
+    f"{Q}/1/reschedule": frozenset({"POST"}),
 }
 STOWRSD_ROUTES: dict[str, frozenset[str]] = {
     "/": frozenset(),

@@ -114,6 +114,7 @@ max-request-bytes = 1000
         basic_auth=props.basic_auth,
         allow_any_hostname=True,
         connect_timeout=5.0,
+        response_timeout=0.0,  # "none": kept apart from absent (the 300 s default)
         ca_file=tmp_path / "ca.pem",
         max_instances_per_request=10,
         max_request_bytes=1000,

@@ -180,14 +180,19 @@ async def test_series_and_unknown_study(tmp_path: Path, sink: Sink, run_export: 
 async def test_unknown_webapp_and_service_class(
     tmp_path: Path, sink: Sink, run_export: Run
 ) -> None:
-    """When the web app is unknown or lacks STOW_RS, the export fails with ExportError."""
+    """When the web app is unknown the export fails with ExportError (task FAILED, retried);
+    when it lacks STOW_RS the export ends WARNING with dcm4chee's message, nothing sent."""
     records = make_study(tmp_path / "s", 1)
     with pytest.raises(ExportError, match="Unknown WebApplication: nope"):
         await run_export(records, [webapp(sink.url)], name="nope")
     qido = webapp(sink.url)
     qido = type(qido)(name="sink", url=sink.url, service_classes=("QIDO_RS",))
-    with pytest.raises(ExportError, match="not configured for STOW_RS"):
-        await run_export(records, [qido])
+    outcome = await run_export(records, [qido])
+    assert outcome.status is TaskStatus.WARNING
+    assert outcome.message.startswith(
+        "Destination webapp sink is not configured for STOW_RS web service"
+    )
+    assert sink.resource.log.parts == []
 
 
 @pytest_twisted.ensureDeferred

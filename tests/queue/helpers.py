@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,6 +20,7 @@ from stowpair.exporter.outcome import (
     Outcome,
     TaskStatus,
 )
+from stowpair.exporter.outcome_rule import build_outcome, entity_text
 from stowpair.queue.model import NewTask, Task
 from stowpair.queue.store import SQLiteTaskStore
 
@@ -105,11 +107,39 @@ def instance(sop: str, status: InstanceStatus) -> InstanceOutcome:
     return InstanceOutcome(STUDY, "1.2.3.4.5", sop, "1.2.840.10008.5.1.4.1.1.7", status)
 
 
-def outcome(status: TaskStatus, *instances: InstanceOutcome, **kw: Any) -> Outcome:
-    counts = {
-        "completed": sum(i.status == InstanceStatus.COMPLETED for i in instances),
-        "warning": sum(i.status == InstanceStatus.WARNING for i in instances),
-        "failed": sum(i.status == InstanceStatus.FAILED for i in instances),
-    }
-    counts.update(kw)
-    return Outcome(status, f"Export Study[uid={STUDY}] to stowrsd", instances=instances, **counts)
+def outcome_for(
+    request: ExportRequest,
+    instances: Sequence[InstanceOutcome],
+    matches: int | None = None,
+    retry_after: float | None = None,
+) -> Outcome:
+    """The fake provider's Outcome for one attempt's per-instance results, built with the
+    real :func:`build_outcome`: the instances of ``request.already_done`` count as
+    delivered, and the entity has ``already + len(instances)`` instances unless
+    ``matches`` says more (instances never tried, as in a cancel). The contract test in
+    tests/exporter/test_outcome_contract.py checks the real StowExporter agrees."""
+    already = len(request.already_done)
+    return build_outcome(
+        entity_text(request.study_uid, request.series_uid, request.sop_uid),
+        request.exporter.webapp_name,
+        instances,
+        already + len(instances) if matches is None else matches,
+        already,
+        retry_after,
+    )
+
+
+def outcome(
+    status: TaskStatus,
+    *instances: InstanceOutcome,
+    request: ExportRequest | None = None,
+    matches: int | None = None,
+    retry_after: float | None = None,
+) -> Outcome:
+    """:func:`outcome_for` a request of the test study (``request`` for a retry);
+    ``status`` is the test's expectation, checked against the real rule."""
+    if request is None:
+        request = ExportRequest(make_config().exporters["StowExporter"], STUDY)
+    built = outcome_for(request, instances, matches, retry_after)
+    assert built.status is status, f"these results give {built.status}, not {status}"
+    return built

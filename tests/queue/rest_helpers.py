@@ -25,12 +25,14 @@ BASE = "http://stowpair.test/dcm4chee-arc"
 class FakeScheduling:
     kicks: int = 0
     cancelled: list[int] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
 
     def kick(self) -> None:
         self.kicks += 1
 
-    def cancel(self, task_id: int) -> bool:
+    def cancel(self, task_id: int, reason: str = "user") -> bool:
         self.cancelled.append(task_id)
+        self.reasons.append(reason)
         return True
 
 

@@ -10,11 +10,14 @@ from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
 
 from stowpair.config.model import Queue
-from stowpair.exporter.outcome import ExportError, InstanceStatus, TaskStatus
+from stowpair.exporter.outcome import ExportError, InstanceStatus, Outcome, TaskStatus
+from stowpair.queue.info import index_task_info
+from stowpair.queue.manager import Result, TaskManager
 from stowpair.queue.retry import retry_delay
 from stowpair.queue.scheduler import ExportScheduler
 from stowpair.queue.store import SQLiteTaskStore
 from tests.queue.helpers import (
+    STUDY,
     FakeProvider,
     clock_at,
     get_task,
@@ -80,11 +83,17 @@ def test_default_backoff_sequence() -> None:
         (Queue("Q", retry_delay=5, retry_delay_multiplier=200, max_retry_delay=None,
                max_retries=2), [5, 10, None]),
         (Queue("Q", max_retries=0), [None]),
+        (Queue("Q", retry_delay=45, retry_delay_multiplier=150, max_retry_delay=None),
+         [45, 67, 100, 150, 225, 337]),
+        (Queue("Q", retry_delay=30.9, retry_delay_multiplier=100, max_retry_delay=None),
+         [30]),
     ],
-    ids=["constant", "capped", "no-cap-max-retries", "no-retries"],
+    ids=["constant", "capped", "no-cap-max-retries", "no-retries", "whole-seconds-150",
+         "fraction-dropped"],
 )  # fmt: skip
 def test_retry_delay_formula(queue: Queue, expected: list[float | None]) -> None:
-    """When the n-th failure happens, the delay is retryDelay × (mult/100)^(n−1), capped."""
+    """When the n-th failure happens, the delay is retryDelay × (mult/100)^(n−1) in whole
+    seconds (integer division at each step, as dcm4chee), capped."""
     assert [retry_delay(queue, n) for n in range(1, len(expected) + 1)] == expected
 
 
@@ -140,11 +149,14 @@ def test_retry_resends_only_undelivered_instances() -> None:
     )
     clock.advance(30)
     assert provider.calls[1].request.already_done == frozenset({"1", "3"})
-    provider.calls[1].deferred.callback(  # completed counts the already done ones too
-        outcome(TaskStatus.COMPLETED, instance("2", InstanceStatus.COMPLETED), completed=3)
+    provider.calls[1].deferred.callback(
+        outcome(
+            TaskStatus.COMPLETED,
+            instance("2", InstanceStatus.COMPLETED),
+            request=provider.calls[1].request,
+        )
     )
-    task = get_task(store, task_id)
-    assert (task.status, task.number_of_instances) == (TaskStatus.COMPLETED, 3)
+    assert get_task(store, task_id).status == TaskStatus.COMPLETED
     results = result_of(store.results(task_id))
     assert [(r.attempt, r.sop_instance_uid) for r in results] == [
         (1, "1"), (1, "2"), (1, "3"), (2, "2"),
@@ -156,8 +168,10 @@ def test_retry_after_is_a_lower_bound() -> None:
     scheduler, store, provider, clock = start()
     task_id = add_task(scheduler, store, clock)
     clock.advance(0)
-    provider.calls[0].deferred.callback(replace(outcome(TaskStatus.FAILED), retry_after=90.0))
+    busy = replace(instance("1", InstanceStatus.FAILED), reason="HTTP 503", retryable=True)
+    provider.calls[0].deferred.callback(outcome(TaskStatus.WARNING, busy, retry_after=90.0))
     task = get_task(store, task_id)
+    assert task.status == TaskStatus.SCHEDULED_FOR_RETRY
     assert task.scheduled_time - clock.seconds() == 90
 
 
@@ -439,7 +453,7 @@ def test_stop_cancels_after_bound_and_reschedules() -> None:
     clock.advance(10)
     assert provider.calls[0].cancellation.cancelled
     provider.calls[0].deferred.callback(
-        outcome(TaskStatus.CANCELED, instance("1", InstanceStatus.COMPLETED))
+        outcome(TaskStatus.CANCELED, instance("1", InstanceStatus.COMPLETED), matches=3)
     )
     assert fired == [None]
     task = get_task(store, task_id)
@@ -508,3 +522,111 @@ def test_wake_at_starts_a_delayed_task_before_the_next_poll() -> None:
     assert provider.calls == []
     clock.advance(0.6)
     assert [c.request.study_uid for c in provider.calls] == [get_task(store, task_id).study_uid]
+
+
+# -- NumberOfInstances and Modality, set when processing starts ------------------------------
+
+
+def _index_of(count: int, modality: str = "CT") -> Any:
+    """An index holding ``count`` instances of the test study (files not needed)."""
+    from pathlib import Path
+
+    from stowpair.archive.model import InstanceRecord
+    from tests.exporter.support import FakeIndex
+
+    records = [
+        InstanceRecord(STUDY, "1.2.3.4.5", str(n), "1.2.840.10008.5.1.4.1.1.2",
+                       "1.2.840.10008.1.2.1", Path(f"/nonexistent/{n}.dcm"), 10, modality)
+        for n in range(1, count + 1)
+    ]  # fmt: skip
+    return FakeIndex(records)
+
+
+def start_with_index(index: Any, queue: Queue | None = None) -> tuple[Any, ...]:
+    clock = clock_at()
+    store = memory_store(clock)
+    provider = FakeProvider()
+    scheduler = ExportScheduler(
+        make_config(queue), store, {"stow": provider}, clock, task_info=index_task_info(index)
+    )
+    scheduler.startService()
+    return scheduler, store, provider, clock
+
+
+def test_number_of_instances_and_modality_are_set_when_processing_starts() -> None:
+    """When a REST-triggered task (no Modality) starts, NumberOfInstances and Modality
+    come from the index, before the export runs (dcm4chee's ExportTaskProcessor)."""
+    scheduler, store, provider, clock = start_with_index(_index_of(3, "MR"))
+    task_id = add_task(scheduler, store, clock)
+    assert get_task(store, task_id).modalities == ()
+    clock.advance(0)
+    task = get_task(store, task_id)
+    assert (task.status, task.number_of_instances, task.modalities) == (
+        TaskStatus.IN_PROCESS, 3, ("MR",),
+    )  # fmt: skip
+    assert len(provider.calls) == 1
+
+
+def test_number_of_instances_is_not_over_counted_after_a_retry() -> None:
+    """When a 3-instance study needs a retry, NumberOfInstances stays 3 after it."""
+    scheduler, store, provider, clock = start_with_index(_index_of(3))
+    task_id = add_task(scheduler, store, clock)
+    clock.advance(0)
+    busy = replace(instance("3", InstanceStatus.FAILED), retryable=True)
+    done = [instance(n, InstanceStatus.COMPLETED) for n in ("1", "2")]
+    provider.calls[0].deferred.callback(outcome(TaskStatus.WARNING, *done, busy))
+    clock.advance(30)
+    request = provider.calls[1].request
+    provider.calls[1].deferred.callback(
+        outcome(TaskStatus.COMPLETED, instance("3", InstanceStatus.COMPLETED), request=request)
+    )
+    task = get_task(store, task_id)
+    assert (task.status, task.number_of_instances) == (TaskStatus.COMPLETED, 3)
+    assert task.outcome_message == f"Export Study[uid={STUDY}] to stowrsd - completed:3"
+
+
+def test_entity_unknown_to_the_index_leaves_the_fields_alone() -> None:
+    """When the index has no such study, NumberOfInstances and Modality stay as they were."""
+    scheduler, store, _provider, clock = start_with_index(_index_of(0))
+    task_id = add_task(scheduler, store, clock, modalities=("CT",))
+    clock.advance(0)
+    task = get_task(store, task_id)
+    assert (task.number_of_instances, task.modalities) == (None, ("CT",))
+
+
+def test_web_app_without_stow_rs_ends_warning_without_retry() -> None:
+    """When the exporter answers dcm4chee's "not configured for STOW_RS" WARNING (nothing
+    sent), the task ends WARNING and is not retried."""
+    scheduler, store, provider, clock = start()
+    task_id = add_task(scheduler, store, clock)
+    clock.advance(0)
+    message = "Destination webapp stowrsd is not configured for STOW_RS web service"
+    provider.calls[0].deferred.callback(Outcome(TaskStatus.WARNING, message))
+    task = get_task(store, task_id)
+    assert (task.status, task.failures, task.outcome_message) == (
+        TaskStatus.WARNING, 0, message,
+    )  # fmt: skip
+    clock.advance(3600)
+    assert len(provider.calls) == 1
+
+
+def test_rescheduled_while_running_starts_again_after_the_attempt_stops() -> None:
+    """When an IN PROCESS task is rescheduled, its export is told to stop, the task stays
+    SCHEDULED (not CANCELED) and a new attempt starts once the old one ended."""
+    scheduler, store, provider, clock = start()
+    manager = TaskManager(store, scheduler, clock)
+    task_id = add_task(scheduler, store, clock)
+    clock.advance(0)
+    assert result_of(manager.reschedule(task_id, None, None)) == Result.OK
+    assert provider.calls[0].cancellation.cancelled
+    assert get_task(store, task_id).status == TaskStatus.SCHEDULED
+    clock.advance(1)
+    assert len(provider.calls) == 1  # not while the old attempt runs
+    provider.calls[0].deferred.callback(
+        outcome(TaskStatus.CANCELED, instance("1", InstanceStatus.COMPLETED), matches=3)
+    )
+    assert get_task(store, task_id).status == TaskStatus.SCHEDULED
+    clock.advance(0)
+    assert len(provider.calls) == 2
+    assert provider.calls[1].request.already_done == frozenset()
+    assert get_task(store, task_id).status == TaskStatus.IN_PROCESS
