@@ -30,7 +30,7 @@ from stowpair.api.config_view import ConfigResource, ReloadRecord
 from stowpair.api.emulator_view import EmulatorResource
 from stowpair.api.monitor import MonitorExportResource
 from stowpair.api.params import ApiError, parse_scheduled_time, single
-from stowpair.api.qido import Level, QidoResource, StudyIndex
+from stowpair.api.qido import Level, QidoResource, SearchMethodRefusal, StudyIndex
 from stowpair.api.queues import StatusResource, queue_resource
 from stowpair.api.respond import (
     Answer,
@@ -117,7 +117,7 @@ class Dcm4cheeArcResource(Resource):
             return ConfigResource(self.api)
         if path == b"monitor" and _postpath(request) == [b"emulator"]:
             return EmulatorResource(self.api)
-        return ErrorResource(404, f"No such resource: {request.path.decode('utf-8', 'replace')}")
+        return ErrorResource(404, f"No such resource: {_shown_path(request)}")
 
 
 class _AetsResource(Resource):
@@ -130,20 +130,27 @@ class _AetsResource(Resource):
         if aet not in self.api.config.device.ae_titles:
             return ErrorResource(404, f"No such Application Entity: {aet}")
         if _postpath(request)[:1] != [b"rs"]:
-            return ErrorResource(404, f"No such resource: {request.path.decode()}")
+            return ErrorResource(404, f"No such resource: {_shown_path(request)}")
         _shift(request)
         rest = [p.decode("utf-8", "replace") for p in _postpath(request)]
         parsed = _export_path(rest)
         if parsed is not None:
             return ExportResource(self.api, aet, *parsed)
-        if request.method in (b"GET", b"HEAD"):
-            search = _search_path(rest)
-            if search is not None:
-                return QidoResource(self.api.index, *search)
+        search = _search_path(rest)
+        if search is not None and request.method in (b"GET", b"HEAD"):
+            return QidoResource(self.api.index, *search)
+        if search is not None and search[1]:  # a count: the search's alone
+            return SearchMethodRefusal("GET, HEAD", "json")
+        if search is not None and request.method not in (b"POST", b"OPTIONS"):
+            return SearchMethodRefusal("GET, HEAD, OPTIONS, POST", "text")  # and STOW-RS
         ingest = self.api.ingest_resource_for(aet) if self.api.ingest_resource_for else None
         if ingest is None:
             return ErrorResource(404, f"No STOW-RS ingest service for Application Entity {aet}")
         return ingest
+
+
+def _shown_path(request: Request) -> str:
+    return (request.path or b"").decode("utf-8", "replace")[:200]
 
 
 def _postpath(request: Request) -> list[bytes]:

@@ -23,6 +23,7 @@ from stowpair.api.params import ApiError, BadParameter, is_number, single
 from stowpair.api.respond import Answer, json_answer, render_async
 from stowpair.archive.studies import ArchiveCounts, StudyQuery, StudySummary
 from stowpair.dicom.uids import is_valid_uid
+from stowpair.web.errors import ErrorStyle, error_response, shown, write_error
 
 DICOM_JSON = "application/dicom+json"
 MAX_LIMIT = 1000
@@ -79,6 +80,27 @@ class QidoResource(Resource):
         studies = await self.index.studies(query)
         answer = json_answer(200, [study_json(s) for s in studies])
         return Answer(answer.code, answer.body, DICOM_JSON)
+
+
+class SearchMethodRefusal(Resource):
+    """405 for a method no resource serves on a search path, with the complete Allow.
+
+    ``/rs/studies`` is also the STOW-RS ingest (POST, OPTIONS): refused there in its
+    style, one line of text; the ``/count`` paths are the search's alone (JSON).
+    """
+
+    isLeaf = True
+
+    def __init__(self, allow: str, style: ErrorStyle) -> None:
+        super().__init__()
+        self.allow = allow
+        self.error_style = style
+
+    def render(self, request: Request) -> bytes:
+        message = f"Method {shown(request.method)} not allowed here (allowed: {self.allow})"
+        answer = error_response(405, message, self.error_style, (("Allow", self.allow),))
+        body: bytes = write_error(request, answer)
+        return body
 
 
 def _accepts_json(accept: str | None) -> bool:
