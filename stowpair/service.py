@@ -54,9 +54,10 @@ from stowpair.queue.manager import TaskManager
 from stowpair.queue.scheduler import ExportScheduler
 from stowpair.queue.service import QueueService
 from stowpair.queue.store import SQLiteTaskStore
-from stowpair.receiver.service import emulator_service, streaming_site
+from stowpair.receiver.service import ReceiverService, emulator_service, streaming_site
 from stowpair.receiver.settings import ReceiverSettings
 from stowpair.receiver.storage import INCOMING
+from stowpair.ui.resource import ConsoleRedirect, ConsoleResource
 from stowpair.web.listen import ListenError, describe, hold_until, listen
 
 T = TypeVar("T")
@@ -103,6 +104,7 @@ class StowpairService(MultiService):
         self.pool = ThreadPool(minthreads=0, maxthreads=4, name="stowpair-blocking")
         self.rest_port: IListeningPort | None = None
         self.dimse: DimseService | None = None
+        self._emulator: ReceiverService | None = None
         self.ready: Deferred[None] = Deferred()
         self._reloading = False
 
@@ -160,10 +162,15 @@ class StowpairService(MultiService):
             sync_export=self._sync_export,
             ingest_resource_for=self._ingest_for,
             reload=self.reload,
+            index=self.index,
+            loaded_time=self.reactor.seconds(),
         )
         self._ingest: dict[str, IResource] = {}
         self._root.putChild(b"health", HealthResource())
         self._root.putChild(b"dcm4chee-arc", Dcm4cheeArcResource(self.api))
+        self._root.putChild(b"ui", ConsoleResource())
+        self._root.putChild(b"", ConsoleRedirect())
+        self.api.emulator = self._emulator
         QueueService(self.tasks, self.scheduler).setServiceParent(self)
         super().startService()
         self._log_config("Configuration loaded from {source}")
@@ -195,6 +202,7 @@ class StowpairService(MultiService):
                 emulator.bind()
                 emulator.listening.addCallback(bound)
                 emulator.setServiceParent(self)
+                self._emulator = emulator
             if cfg.dimse.enabled:
                 self.dimse = DimseService(cfg.dimse, _ArchiveWhenOpen(self), self.reactor)
                 try:
@@ -345,6 +353,7 @@ class StowpairService(MultiService):
                 errors=e.errors,
                 event="config.reload_refused",
             )
+            self.api.record_reload(e.errors)
             return e.errors
         changes = self._restart_only_changes(new)
         applied = config_changes(self.config, new)
@@ -354,10 +363,12 @@ class StowpairService(MultiService):
         self.api.set_config(new)
         self.exporter.reconfigure(new.webapps, new.keycloak_clients)
         self.dicom_exporter.reconfigure(new.remote_aes)
+        summary = changes_text(applied) + "".join(f"; {c}" for c in changes)
+        self.api.record_reload([], summary)
         self.log.info(
             "Configuration reloaded from {source}: {summary}",
             source=str(path),
-            summary=changes_text(applied) + "".join(f"; {c}" for c in changes),
+            summary=summary,
             changes=changes,
             **applied,
             event="config.reloaded",
@@ -431,8 +442,9 @@ class _ArchiveWhenOpen:
 
 
 class _RestRoot(Resource):
-    """``/`` of the REST listener: its children, else a JSON 404 (docs/rest-api.md).
-    Children are put in once the service built them; no request is read before."""
+    """``/`` of the REST listener: its children (``/`` itself redirects to the console),
+    else a JSON 404 (docs/rest-api.md). Children are put in once the service built them;
+    no request is read before."""
 
     def getChild(self, path: bytes, request: Any) -> IResource:
         return ErrorResource(404, f"No such resource: {_shown_path(request)}")
