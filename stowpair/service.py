@@ -57,8 +57,11 @@ from stowpair.queue.info import index_task_info
 from stowpair.queue.manager import TaskManager
 from stowpair.queue.scheduler import ExportScheduler
 from stowpair.queue.service import QueueService
-from stowpair.receiver.service import streaming_site
+from stowpair.receiver.service import ReceiverService, emulator_service, streaming_site
 from stowpair.receiver.settings import ReceiverSettings
+from stowpair.receiver.storage import INCOMING
+from stowpair.ui.resource import ConsoleRedirect, ConsoleResource
+from stowpair.web.listen import ListenError, describe, hold_until, listen
 
 T = TypeVar("T")
 
@@ -78,7 +81,6 @@ register_events(
         "demo.loading": ("instances", "url"),
         "demo.loaded": ("instances", "status", "stored"),
         "demo.failed": ("error",),
-        "startup.failed": (),
         "cluster.node.started": ("device", "process", "database", "lease", "heartbeat_interval"),
     }
 )
@@ -99,6 +101,8 @@ class StowpairService(MultiService):
         self.config_path = config_path if config_path is not None else config.source
         self.pool = ThreadPool(minthreads=0, maxthreads=4, name="stowpair-blocking")
         self.rest_port: IListeningPort | None = None
+        self.dimse: DimseService | None = None
+        self._emulator: ReceiverService | None = None
         self.ready: Deferred[None] = Deferred()
         self._reloading = False
 
@@ -109,6 +113,9 @@ class StowpairService(MultiService):
 
     def startService(self) -> None:
         cfg = self.config
+        # Listeners first: a busy port stops the process (ListenError) before any pool,
+        # store or worker exists. No request is read before the reactor runs.
+        listening = self._bind_listeners()
         self.pool.start()
         self.stores: Stores = open_stores(cfg, self.reactor)
         self.index = self.stores.index
@@ -164,26 +171,81 @@ class StowpairService(MultiService):
             sync_export=self._sync_export,
             ingest_resource_for=self._ingest_for,
             reload=self.reload,
+            index=self.index,
+            loaded_time=self.reactor.seconds(),
         )
         self._ingest: dict[str, IResource] = {}
+        self._root.putChild(b"health", HealthResource())
+        self._root.putChild(b"dcm4chee-arc", Dcm4cheeArcResource(self.api))
+        self._root.putChild(b"ui", ConsoleResource())
+        self._root.putChild(b"", ConsoleRedirect())
+        self.api.emulator = self._emulator
         QueueService(self.tasks, self.scheduler).setServiceParent(self)
-        if cfg.emulator.enabled:
-            from stowpair.tap import make_emulator_service
-
-            make_emulator_service(cfg.emulator, self.reactor).setServiceParent(self)
-        self.dimse: DimseService | None = None
-        if cfg.dimse.enabled:
-            self.dimse = DimseService(cfg.dimse, self.archive, self.reactor)
-            self.dimse.setServiceParent(self)
         super().startService()
-        Deferred.fromCoroutine(self._start()).addCallbacks(self.ready.callback, self._start_failed)
+        self._log_config("Configuration loaded from {source}")
+        Deferred.fromCoroutine(self._start(listening)).addCallbacks(
+            self.ready.callback, self._start_failed
+        )
 
-    async def _start(self) -> None:
+    def _bind_listeners(self) -> Deferred[IListeningPort]:
+        """REST API, emulator, DICOM: opened before any pool, store or worker exists, so a
+        busy port stops the process (ListenError) cleanly. No request is read before the
+        reactor runs; DICOM stores reach the archive through the reactor too."""
+        cfg = self.config
+        self._root = _RestRoot()
+        rest = cfg.rest
+        endpoint_type = TCP6ServerEndpoint if ":" in rest.host else TCP4ServerEndpoint
+        endpoint = endpoint_type(self.reactor, rest.port, interface=rest.host)
+        site = streaming_site(self._root, rest.timeouts, "json", self.reactor)
+        listening = listen(endpoint, site, "the REST API")
+        opened: list[IListeningPort] = []
+
+        def bound(port: IListeningPort) -> IListeningPort:
+            opened.append(port)
+            return port
+
+        listening.addCallback(bound)
+        try:
+            if cfg.emulator.enabled:
+                emulator = emulator_service(cfg.emulator, self.reactor)
+                emulator.bind()
+                emulator.listening.addCallback(bound)
+                emulator.setServiceParent(self)
+                self._emulator = emulator
+            if cfg.dimse.enabled:
+                self.dimse = DimseService(cfg.dimse, _ArchiveWhenOpen(self), self.reactor)
+                try:
+                    self.dimse.listen()
+                except CannotListenError as e:
+                    raise ListenError(describe(e, "the DICOM listener")) from None
+                self.dimse.setServiceParent(self)
+        except ListenError:
+            for port in opened:
+                port.stopListening()
+            raise
+        return listening
+
+    def _log_config(self, text: str) -> None:
+        cfg = self.config
+        self.log.info(
+            text,
+            source=str(self.config_path or cfg.source),
+            webapps=sorted(cfg.webapps),
+            exporters=sorted(cfg.exporters),
+            queues=sorted(cfg.queues),
+            rules=[r.name for r in cfg.rules],
+            event="config.loaded",
+        )
+
+    async def _start(self, listening: Deferred[IListeningPort]) -> None:
+        port = await listening
         if self.ingest_validator is not None:
-            await self.ingest_validator.keys.refresh()  # keys before the first request
-        await self._listen()
-        if self.dimse is not None:
-            self.dimse.listen()
+            # The port is open (a busy one stops the process before the reactor runs),
+            # but no request is read before the ingest's signing keys are loaded.
+            keys = self.ingest_validator.keys.refresh()
+            hold_until(port, keys)
+            await keys
+        self._bound(port)
         instances = await self.index.opened
         self._announce_node()
         if not instances and self.config.demo_on_empty:
@@ -192,28 +254,17 @@ class StowpairService(MultiService):
             except Exception as e:  # the service runs on without its demo
                 self.log.error("Demo study not loaded: {error}", error=str(e), event="demo.failed")
 
-    def _listen(self) -> Deferred[None]:
-        root = _RestRoot()
-        root.putChild(b"health", HealthResource())
-        root.putChild(b"dcm4chee-arc", Dcm4cheeArcResource(self.api))
-        host, port = self.config.rest.host, self.config.rest.port
-        endpoint_type = TCP6ServerEndpoint if ":" in host else TCP4ServerEndpoint
-        endpoint = endpoint_type(self.reactor, port, interface=host)
-        d: Deferred[IListeningPort] = endpoint.listen(streaming_site(root))
-
-        def bound(listening: IListeningPort) -> None:
-            self.rest_port = listening
-            address: Any = listening.getHost()
-            self.log.info(
-                "REST API listening on http://{host}:{port}/dcm4chee-arc",
-                role="rest",
-                host=address.host,
-                port=address.port,
-                url=f"http://{address.host}:{address.port}",
-                event="listening",
-            )
-
-        return d.addCallback(bound)
+    def _bound(self, listening: IListeningPort) -> None:
+        self.rest_port = listening
+        address: Any = listening.getHost()
+        self.log.info(
+            "REST API listening on http://{host}:{port}/dcm4chee-arc",
+            role="rest",
+            host=address.host,
+            port=address.port,
+            url=f"http://{address.host}:{address.port}",
+            event="listening",
+        )
 
     def _announce_node(self) -> None:
         db = self.config.database
@@ -231,15 +282,22 @@ class StowpairService(MultiService):
         )
 
     def _start_failed(self, failure: Any) -> None:
-        if failure.check(CannotListenError, DatabaseUnavailable, SchemaError, SecretError):
-            # a busy port, an unreachable or too new database: one sentence, no traceback
+        if failure.check(DatabaseUnavailable, SchemaError, SecretError):
+            # an unreachable or too new database: one sentence, no traceback
             self.log.error(
                 "stowpair could not start: {error}",
+                tap="stowpair",
                 error=failure.getErrorMessage(),
                 event="startup.failed",
             )
         else:
-            self.log.failure("stowpair could not start", failure, event="startup.failed")
+            self.log.failure(
+                "stowpair could not start: {error}",
+                failure,
+                tap="stowpair",
+                error=failure.getErrorMessage(),
+                event="startup.failed",
+            )
         self.ready.errback(failure)
         # start-up runs before reactor.run() under twistd: stop once it runs
         self.reactor.callWhenRunning(self.reactor.stop)
@@ -329,6 +387,7 @@ class StowpairService(MultiService):
                 errors=e.errors,
                 event="config.reload_refused",
             )
+            self.api.record_reload(e.errors)
             return e.errors
         changes = self._restart_only_changes(new)
         applied = config_changes(self.config, new)
@@ -338,14 +397,17 @@ class StowpairService(MultiService):
         self.api.set_config(new)
         self.exporter.reconfigure(new.webapps, new.keycloak_clients)
         self.dicom_exporter.reconfigure(new.remote_aes)
+        summary = changes_text(applied) + "".join(f"; {c}" for c in changes)
+        self.api.record_reload([], summary)
         self.log.info(
             "Configuration reloaded from {source}: {summary}",
             source=str(path),
-            summary=changes_text(applied) + "".join(f"; {c}" for c in changes),
+            summary=summary,
             changes=changes,
             **applied,
             event="config.reloaded",
         )
+        self._log_config("Configuration loaded from {source} (reload)")
         return []
 
     def _restart_only_changes(self, new: Config) -> list[str]:
@@ -405,8 +467,23 @@ def ingest_validator(config: Config, reactor: Any) -> TokenValidator | None:
     )
 
 
+class _ArchiveWhenOpen:
+    """The archive as the DICOM listener sees it: that listener opens before the archive
+    exists (see ``_bind_listeners``); stores go through the reactor, which runs only once
+    the service has started, so by then it does."""
+
+    def __init__(self, service: StowpairService) -> None:
+        self._service = service
+        self.incoming = service.config.archive.storage / INCOMING
+
+    def store(self, part_temp: Path, header: Any, ctx: Any) -> Deferred[Any]:
+        return self._service.archive.store(part_temp, header, ctx)
+
+
 class _RestRoot(Resource):
-    """``/`` of the REST listener: its children, else a JSON 404 (docs/rest-api.md)."""
+    """``/`` of the REST listener: its children (``/`` itself redirects to the console),
+    else a JSON 404 (docs/rest-api.md). Children are put in once the service built them;
+    no request is read before."""
 
     def getChild(self, path: bytes, request: Any) -> IResource:
         return ErrorResource(404, f"No such resource: {_shown_path(request)}")

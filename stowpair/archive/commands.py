@@ -22,6 +22,7 @@ from twisted.internet.defer import ensureDeferred
 from stowpair.config.errors import ConfigError
 from stowpair.config.model import Config
 from stowpair.config.secret import SecretError
+from stowpair.fsutil import log_file_problem
 
 DEFAULT_CONFIG = Path("conf/stowpair.toml")
 
@@ -38,6 +39,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     imp.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG, metavar="CONFIG")
     imp.add_argument(
         "--no-fsync", action="store_true", help="skip fsync of each file (faster, less durable)"
+    )
+    imp.add_argument(
+        "--json-log",
+        metavar="PATH",
+        default=None,
+        help="JSON-lines log of the import's events; default: stowpair-import.json beside "
+        "the service's JSON log ([logging] json_file); '-' disables it",
     )
     imp.set_defaults(handler=_import)
 
@@ -73,6 +81,7 @@ def _positive(text: str) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     from stowpair.config.loader import load_config
+    from stowpair.logs import JSONLogFile
 
     try:
         config = load_config(args.config)
@@ -85,9 +94,31 @@ def _import(args: argparse.Namespace) -> int:
         for path in missing:
             print(f"stowpair import: {path}: no such file or folder", file=sys.stderr)
         return 1
+    json_log = import_log_path(args.json_log, config.json_log)
+    problem = log_file_problem(json_log, "--json-log") if json_log is not None else None
+    if problem is not None:
+        print(f"stowpair import: {problem}", file=sys.stderr)
+        return 1
     # pydicom warns about oddities it tolerates; the summary reports what matters.
     warnings.filterwarnings("ignore", module=r"pydicom\.")
-    return _react(lambda reactor: _import_async(reactor, args.paths, config, args))
+    log_file = JSONLogFile(json_log) if json_log is not None else None
+    if log_file is not None:
+        log_file.open()
+    try:
+        return _react(lambda reactor: _import_async(reactor, args.paths, config, args))
+    finally:
+        if log_file is not None:
+            log_file.close()
+
+
+def import_log_path(option: str | None, service_log: Path | None) -> Path | None:
+    """``--json-log``: a path, ``-`` for none; by default ``stowpair-import.json`` in the
+    folder of the service's JSON log (none when the service writes none)."""
+    if option is not None:
+        return None if option == "-" else Path(option)
+    if service_log is None:
+        return None
+    return service_log.with_name("stowpair-import.json")
 
 
 def _react(main: Callable[[Any], Coroutine[Any, Any, int]]) -> int:

@@ -8,6 +8,8 @@ from typing import Protocol
 
 from twisted.internet.defer import Deferred
 
+from stowpair.archive.studies import ArchiveCounts, StudyQuery, StudySummary
+
 
 @dataclass(frozen=True)
 class InstanceRecord:
@@ -58,6 +60,12 @@ class InstanceIndex(Protocol):
 
     def get(self, sop_uid: str) -> Deferred[InstanceRecord | None]:
         """The indexed record of one SOP Instance UID (file present or not), or None."""
+
+    def studies(self, query: StudyQuery) -> Deferred[list[StudySummary]]:
+        """Matching studies, newest received first (QIDO-RS ``/rs/studies``)."""
+
+    def counts(self, query: StudyQuery) -> Deferred[ArchiveCounts]:
+        """Studies, series and instances of the matching studies."""
 
     def count(self) -> Deferred[int]: ...
 

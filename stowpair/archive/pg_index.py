@@ -16,6 +16,15 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from stowpair.archive.model import InstanceRecord, QueryResult
+from stowpair.archive.studies import (
+    ArchiveCounts,
+    StudyQuery,
+    StudySummary,
+    counts_sql,
+    modalities_sql,
+    studies_sql,
+    summaries,
+)
 from stowpair.db.adapter import PostgresDb
 from stowpair.db.postgres import PostgresDatabase
 
@@ -153,6 +162,28 @@ class PostgresIndex:
         def work(db: PostgresDb) -> InstanceRecord | None:
             row = db.execute(_SELECT + " WHERE i.sop_instance_uid = ?", [sop_uid]).fetchone()
             return None if row is None else self._record(row)
+
+        return self.database.run(work)
+
+    def studies(self, query: StudyQuery) -> Deferred[list[StudySummary]]:
+        """Matching studies, newest received first (QIDO-RS ``/rs/studies``)."""
+
+        def work(db: PostgresDb) -> list[StudySummary]:
+            sql, params = studies_sql(query)
+            rows = db.execute(sql, params).fetchall()
+            uids = [row[0] for row in rows]
+            pairs = db.execute(modalities_sql(len(uids)), uids).fetchall() if uids else []
+            return summaries(rows, pairs)
+
+        return self.database.run(work)
+
+    def counts(self, query: StudyQuery) -> Deferred[ArchiveCounts]:
+        """Studies, series and instances of the matching studies."""
+
+        def work(db: PostgresDb) -> ArchiveCounts:
+            sql, params = counts_sql(query)
+            studies, series, instances = db.execute(sql, params).fetchone()
+            return ArchiveCounts(int(studies), int(series), int(instances))
 
         return self.database.run(work)
 

@@ -54,6 +54,9 @@ class ReceiverSettings:
     limits: Limits = field(default_factory=Limits)
     #: Name in ``Warning`` headers and logs.
     server_name: str = "stowrsd"
+    #: Refuse POSTs from pages of other origins (403; the archive ingest does, stowrsd
+    #: answers CORS like dcm4che's and does not).
+    refuse_cross_site: bool = False
     #: How people set ``max_request_size`` here, named in 413 answers.
     max_request_size_option: str = "--max-request-size"
 
