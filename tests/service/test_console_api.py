@@ -47,6 +47,8 @@ retry_delay = "PT1S"
 name = "all"
 entity = "Study"
 exporters = ["ToEmulator"]
+# one task for the whole study, however the 6 parts of its upload are spread in time
+delay = "PT2S"
 """
 
 
