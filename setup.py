@@ -26,6 +26,7 @@ setup(
         "pyopenssl>=24.2.1",
         "pyjwt[crypto]>=2.8",
         "pynetdicom>=2.1",
+        "prometheus-client>=0.20",
     ],
     extras_require={
         "test": [

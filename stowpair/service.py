@@ -49,6 +49,8 @@ from stowpair.exporter.body import BodyPart, MultipartRelatedProducer
 from stowpair.exporter.outcome import ExporterProvider
 from stowpair.exporter.stow import StowExporter
 from stowpair.logs import register_events
+from stowpair.metrics.registry import Metrics, MetricsResource, MetricsService
+from stowpair.metrics.tasks import TaskGauges
 from stowpair.queue.info import index_task_info
 from stowpair.queue.manager import TaskManager
 from stowpair.queue.scheduler import ExportScheduler
@@ -158,6 +160,12 @@ class StowpairService(MultiService):
         )
         self._ingest: dict[str, IResource] = {}
         QueueService(self.tasks, self.scheduler).setServiceParent(self)
+        # After the queue: stopped before it, so no gauge query outlives the store.
+        self.metrics = Metrics()
+        self.task_gauges = TaskGauges(
+            self.tasks, self.reactor, lambda: self.config.device.name, lambda: self.config.queues
+        )
+        MetricsService(self.metrics, self.task_gauges).setServiceParent(self)
         if cfg.emulator.enabled:
             from stowpair.tap import make_emulator_service
 
@@ -185,6 +193,7 @@ class StowpairService(MultiService):
     def _listen(self) -> Deferred[None]:
         root = _RestRoot()
         root.putChild(b"health", HealthResource())
+        root.putChild(b"metrics", MetricsResource(self.metrics))
         root.putChild(b"dcm4chee-arc", Dcm4cheeArcResource(self.api))
         host, port = self.config.rest.host, self.config.rest.port
         endpoint_type = TCP6ServerEndpoint if ":" in host else TCP4ServerEndpoint

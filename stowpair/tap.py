@@ -22,6 +22,7 @@ from stowpair.config.model import Config, EmulatorConfig
 from stowpair.console import parse_level, use_console_level
 from stowpair.fsutil import folder_problem, log_file_problem
 from stowpair.logs import JSONLogService
+from stowpair.metrics.registry import Metrics, MetricsService
 from stowpair.receiver.endpoints import (
     bearer_problem,
     bearer_validator,
@@ -262,6 +263,8 @@ def make_stowrsd_service(options: StowrsdOptions) -> IService:
     if validator is not None:
         summary["auth"] = "Bearer JWT (" + (options["oauth-issuer"] or options["jwks"]) + ")"
         settings = replace(settings, bearer_validator=validator)
+    metrics = Metrics(receiver_only=True)
+    MetricsService(metrics).setServiceParent(top)
     receiver = ReceiverService(
         reactor,
         endpoint,
@@ -269,6 +272,7 @@ def make_stowrsd_service(options: StowrsdOptions) -> IService:
         Path(options["directory"]),
         layout,
         fsync=not options["no-fsync"],
+        metrics=metrics,
     )
     receiver.setServiceParent(top)
     # stowrsd without its listener is of no use: stop (the error is logged already)
@@ -279,7 +283,7 @@ def make_stowrsd_service(options: StowrsdOptions) -> IService:
 def make_emulator_service(cfg: EmulatorConfig, reactor: Any) -> ReceiverService:
     """The built-in stowrsd emulator for ``twistd -n stowpair`` (config's emulator section)."""
     endpoint = listen_endpoint(reactor, cfg.listener.host, cfg.listener.port, {})
-    settings = ReceiverSettings(path=cfg.path)
+    settings = ReceiverSettings(path=cfg.path, endpoint="emulator")
     service = ReceiverService(
         reactor, endpoint, settings, cfg.directory, cfg.layout, cfg.fsync, role="emulator"
     )

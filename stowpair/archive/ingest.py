@@ -38,5 +38,5 @@ def make_ingest_resource(
     ``settings.path`` is ignored (the mount point is the service path).
     """
     base = settings or ReceiverSettings(server_name=f"stowpair-{aet}")
-    mounted = replace(base, path="/")
+    mounted = replace(base, path="/", endpoint="ingest")
     return StowResource(mounted, backend, reactor, run_blocking, source=aet)

@@ -58,6 +58,7 @@ register_events(
             "failed",
             "elapsed",
             "error",
+            "endpoint",
         ),
         "receiver.instance.failed": (
             "peer",
@@ -67,6 +68,7 @@ register_events(
             "sop_instance_uid",
             "reason",
             "message",
+            "endpoint",
         ),
         "receiver.store.error": ("part",),
         "receiver.instance.stored": (
@@ -77,6 +79,7 @@ register_events(
             "sop_instance_uid",
             "size",
             "replaced",
+            "endpoint",
         ),
     }
 )
@@ -367,6 +370,7 @@ class StowResource(Resource):
                 sop_instance_uid=failure.sop_instance_uid,
                 reason=failure.failure_reason,
                 message=failure.message,
+                endpoint=self.settings.endpoint,
                 event="receiver.instance.failed",
             )
 
@@ -383,6 +387,7 @@ class StowResource(Resource):
                 size=r.size,
                 replaced=r.replaced,
                 again=", replacing the stored copy" if r.replaced else "",
+                endpoint=self.settings.endpoint,
                 event="receiver.instance.stored",
             )
 
@@ -464,6 +469,7 @@ class StowResource(Resource):
             failed=len(r.failed),
             elapsed=self.clock.seconds() - started,
             error=error or r.syntax_error,
+            endpoint=self.settings.endpoint,
             event="receiver.request",
         )
 

@@ -21,6 +21,7 @@ from twisted.web.server import Request, Site
 from stowpair.api.health import HealthResource
 from stowpair.console import AccessLogAtDebug
 from stowpair.logs import register_events
+from stowpair.metrics.registry import Metrics, MetricsResource
 from stowpair.receiver.request import StreamingRequest
 from stowpair.receiver.resource import StowResource
 from stowpair.receiver.settings import ReceiverSettings
@@ -32,15 +33,18 @@ register_events({"receiver.listen_failed": ("role", "error")})
 
 
 class _Root(Resource):
-    """``/health`` for probes; every other path goes to the STOW-RS resource."""
+    """``/health`` for probes, ``/metrics`` when given; every other path goes to the
+    STOW-RS resource."""
 
-    def __init__(self, stow: StowResource) -> None:
+    def __init__(self, stow: StowResource, metrics: Metrics | None = None) -> None:
         super().__init__()
         self.stow = stow
         self.putChild(b"health", HealthResource())
+        if metrics is not None:
+            self.putChild(b"metrics", MetricsResource(metrics))
 
     def getChildWithDefault(self, path: bytes, request: Request) -> Resource:
-        if path == b"health" and not request.postpath:
+        if path in self.children and not request.postpath:
             return super().getChildWithDefault(path, request)
         # give the segment back: the STOW-RS resource matches the whole path itself
         if request.prepath and request.postpath is not None:
@@ -96,6 +100,7 @@ class ReceiverService(Service):
         fsync: bool = True,
         role: str = "stowrsd",
         threads: int = 4,
+        metrics: Metrics | None = None,
     ) -> None:
         self.reactor = reactor
         self.endpoint = endpoint
@@ -105,7 +110,7 @@ class ReceiverService(Service):
         self.resource = StowResource(
             settings, self.storage, reactor, self.run_blocking, random.Random(settings.faults.seed)
         )
-        self.site = streaming_site(_Root(self.resource))
+        self.site = streaming_site(_Root(self.resource, metrics))
         self.port: IListeningPort | None = None
         self.listening: Deferred[IListeningPort] = Deferred()
 

@@ -54,6 +54,9 @@ class ReceiverSettings:
     limits: Limits = field(default_factory=Limits)
     #: Name in ``Warning`` headers and logs.
     server_name: str = "stowrsd"
+    #: What this endpoint is, in log events and metrics: ``stowrsd``, ``emulator`` or
+    #: ``ingest`` (the archive's STOW-RS ingest).
+    endpoint: str = "stowrsd"
     #: How people set ``max_request_size`` here, named in 413 answers.
     max_request_size_option: str = "--max-request-size"
 
