@@ -8,6 +8,7 @@ swap web applications, exporters, queues and rules without touching queued tasks
 
 from __future__ import annotations
 
+import secrets
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -35,12 +36,15 @@ from stowpair.archive.demo import generate_demo_study
 from stowpair.archive.index import SQLiteIndex
 from stowpair.archive.ingest import make_ingest_resource
 from stowpair.archive.rules import RuleEngine
+from stowpair.auth.guard import AuthGuard
 from stowpair.auth.jwks import make_key_set
 from stowpair.auth.jwt_validator import TokenValidator
+from stowpair.auth.policy import AccessPolicy
 from stowpair.config.diff import changes_text, config_changes
 from stowpair.config.errors import ConfigError
 from stowpair.config.loader import load_config
 from stowpair.config.model import Config
+from stowpair.config.rest_auth import is_loopback
 from stowpair.dicom.transcode import Transcoder
 from stowpair.dicom.transfer_syntax import EXPLICIT_VR_LE
 from stowpair.dimse.exporter import DicomExporter
@@ -102,6 +106,11 @@ class StowpairService(MultiService):
         self.reactor = reactor
         self.config_path = config_path if config_path is not None else config.source
         self.pool = ThreadPool(minthreads=0, maxthreads=4, name="stowpair-blocking")
+        # Password checks (scrypt) get their own threads: a flood of wrong passwords
+        # must not delay archive writes.
+        self.auth_pool = ThreadPool(minthreads=0, maxthreads=2, name="stowpair-auth")
+        #: Bearer secret of this process for its own requests (the demo study's ingest).
+        self.internal_token = secrets.token_urlsafe(32)
         self.rest_port: IListeningPort | None = None
         self.ready: Deferred[None] = Deferred()
         self._reloading = False
@@ -114,6 +123,8 @@ class StowpairService(MultiService):
     def startService(self) -> None:
         cfg = self.config
         self.pool.start()
+        self.auth_pool.start()
+        self.rest_guard = AuthGuard(_RestRoot(), self._access_policy(cfg), self.reactor)
         self.index = SQLiteIndex(cfg.archive.database, self.reactor)
         self.archive = ArchiveStorage(
             cfg.archive.storage, self.index, self.reactor, self.run_blocking
@@ -180,6 +191,10 @@ class StowpairService(MultiService):
     async def _start(self) -> None:
         if self.ingest_validator is not None:
             await self.ingest_validator.keys.refresh()  # keys before the first request
+        policy = self.rest_guard.policy
+        if policy is not None and policy.validator is not None:
+            await policy.validator.keys.refresh()
+        self._warn_if_insecure()
         await self._listen()
         if self.dimse is not None:
             self.dimse.listen()
@@ -191,7 +206,7 @@ class StowpairService(MultiService):
                 self.log.error("Demo study not loaded: {error}", error=str(e), event="demo.failed")
 
     def _listen(self) -> Deferred[None]:
-        root = _RestRoot()
+        root = self.rest_guard  # every child is behind the authentication guard
         root.putChild(b"health", HealthResource())
         root.putChild(b"metrics", MetricsResource(self.metrics))
         root.putChild(b"dcm4chee-arc", Dcm4cheeArcResource(self.api))
@@ -213,6 +228,40 @@ class StowpairService(MultiService):
             )
 
         return d.addCallback(bound)
+
+    def _access_policy(self, config: Config) -> AccessPolicy | None:
+        """``[rest.auth]`` as a policy for the guard; None when there is none."""
+        auth = config.rest_auth
+        if auth is None:
+            return None
+        validator = None
+        if auth.bearer is not None:
+            b = auth.bearer
+            validator = TokenValidator(
+                make_key_set(self.reactor, b.jwks, b.issuer),
+                self.reactor,
+                issuer=b.issuer,
+                audience=b.audience,
+                required_scopes=b.required_scopes,
+                leeway=b.leeway,
+                realm=auth.realm,
+            )
+
+        def run_blocking(f: Callable[[], bool]) -> Deferred[bool]:
+            return deferToThreadPool(self.reactor, self.auth_pool, f)
+
+        return AccessPolicy(auth, self.reactor, run_blocking, validator, self.internal_token)
+
+    def _warn_if_insecure(self) -> None:
+        rest = self.config.rest
+        if self.config.rest_auth is None and not is_loopback(rest.host):
+            self.log.warn(
+                "The REST API on {host}:{port} has no authentication (insecure = true):"
+                " anyone who can reach it can trigger, cancel and delete exports",
+                host=rest.host,
+                port=rest.port,
+                event="rest.insecure",
+            )
 
     def _start_failed(self, failure: Any) -> None:
         if failure.check(CannotListenError):  # a busy port: one sentence, no traceback
@@ -275,7 +324,11 @@ class StowpairService(MultiService):
             url,
             data=producer,
             headers=Headers(
-                {b"Content-Type": [producer.content_type], b"Accept": [b"application/json"]}
+                {
+                    b"Content-Type": [producer.content_type],
+                    b"Accept": [b"application/json"],
+                    b"Authorization": [f"Bearer {self.internal_token}".encode()],
+                }
             ),
             reactor=self.reactor,
         )
@@ -313,9 +366,15 @@ class StowpairService(MultiService):
                 event="config.reload_refused",
             )
             return e.errors
+        auth_changed = new.rest_auth != self.config.rest_auth
+        policy = self._access_policy(new) if auth_changed else None
+        if policy is not None and policy.validator is not None:
+            await policy.validator.keys.refresh()  # before the first request checks a token
         changes = self._restart_only_changes(new)
         applied = config_changes(self.config, new)
         self.config = new
+        if auth_changed:
+            self.rest_guard.set_policy(policy)
         self.scheduler.set_config(new)
         self.rules.set_config(new)
         self.api.set_config(new)
@@ -324,7 +383,9 @@ class StowpairService(MultiService):
         self.log.info(
             "Configuration reloaded from {source}: {summary}",
             source=str(path),
-            summary=changes_text(applied) + "".join(f"; {c}" for c in changes),
+            summary=changes_text(applied)
+            + ("; rest.auth changed" if auth_changed else "")
+            + "".join(f"; {c}" for c in changes),
             changes=changes,
             **applied,
             event="config.reloaded",
@@ -364,6 +425,7 @@ class StowpairService(MultiService):
             self.index.close(),
         ]
         d = DeferredList(closing, consumeErrors=True)
+        d.addCallback(lambda _: self.auth_pool.stop())
         return d.addCallback(lambda _: self.pool.stop())
 
 

@@ -12,6 +12,8 @@ from stowpair import __version__
 
 class HealthResource(Resource):
     isLeaf = True
+    #: The listener's authentication guard reads this: ``[rest.auth] health``.
+    access = "health"
 
     def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"Content-Type", b"application/json")

@@ -273,6 +273,21 @@ def _queue_line(queue: Queue) -> str:
     )
 
 
+def _rest_auth_text(config: Config) -> str:
+    """``[rest.auth]`` in a few words: kind, users (names and hash schemes), open paths."""
+    auth = config.rest_auth
+    if auth is None:
+        return "no authentication" + (" (insecure = true)" if config.rest_insecure else "")
+    if auth.kind == "basic":
+        users = ", ".join(f"{name} ({value.split('$')[1]})" for name, value in auth.users.items())
+        what = f"Basic auth, users {users}"
+    else:
+        b = auth.bearer
+        what = f"Bearer JWT ({(b.issuer or b.jwks) if b else '?'})"
+    opened = [p for p in ("health", "metrics") if getattr(auth, p) == "open"]
+    return what + (f"; open: {', '.join('/' + p for p in opened)}" if opened else "")
+
+
 def summary_lines(config: Config) -> list[str]:
     """Human summary of a valid configuration; secrets are masked."""
     emulator = config.emulator
@@ -280,7 +295,8 @@ def summary_lines(config: Config) -> list[str]:
         f"{config.source}: OK (paths relative to {config.base_dir})",
         f"device {config.device.name}, AE titles {', '.join(config.device.ae_titles)}",
         f"REST http://{config.rest.host}:{config.rest.port}"
-        + ("" if config.rest.enabled else " (disabled)"),
+        + ("" if config.rest.enabled else " (disabled)")
+        + f", {_rest_auth_text(config)}",
         f"emulator http://{emulator.listener.host}:{emulator.listener.port}{emulator.path} -> "
         f"{emulator.directory} ({emulator.layout})"
         if emulator.enabled

@@ -78,6 +78,17 @@ class EventMetrics:
             self._queue(registry)
             self._dimse(registry)
             self._tokens(registry)
+            self.auth_refusals = Counter(
+                "stowpair_rest_auth_refusals",
+                "Requests to the REST listener refused by [rest.auth], by reason (missing,"
+                " scheme, malformed, password, token, scope, keys, busy, error).",
+                ["reason"],
+                registry=registry,
+            )
+            self._on(
+                "rest.auth.refused",
+                lambda e: self.auth_refusals.labels(str(e["reason"])).inc(),
+            )
 
     def __call__(self, event: Event) -> None:
         name = event.get("event")

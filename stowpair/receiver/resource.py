@@ -171,6 +171,13 @@ class StowResource(Resource):
             return False, None
         return True, rest[0].decode("latin-1") if rest else None
 
+    @property
+    def authenticates_itself(self) -> bool:
+        """Whether credentials are checked here (Bearer validation, token or Basic), so
+        a guard in front of it lets requests through (``[ingest]``)."""
+        s = self.settings
+        return any(x is not None for x in (s.bearer_validator, s.bearer_token, s.basic_auth))
+
     def start_upload(self, request: Request, length: int | None) -> _Upload | EarlyResponse | None:
         """Decide before the body is read; see the module docstring."""
         matched, study = self._route(request)

@@ -15,7 +15,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from twisted.web.http import HTTPChannel
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
 from stowpair.api.health import HealthResource
@@ -73,7 +73,7 @@ class _Site(AccessLogAtDebug, Site):
     """twisted.web's Site with its access log at DEBUG (``stowpair.console``)."""
 
 
-def streaming_site(root: Resource, timeout: float = 60.0) -> Site:
+def streaming_site(root: IResource, timeout: float = 60.0) -> Site:
     """A Site whose requests stream uploads to resources that ask for it.
 
     ``timeout``: seconds a connection may stay silent (twisted.web's idle timeout);

@@ -92,6 +92,8 @@ CASES: list[tuple[str, dict[str, Any], str, dict[str, str], float]] = [
      "stowpair_token_requests_total", {"client": "kc", "outcome": "success"}, 1),
     ("token failed", {"event": "auth.token.failed", "client": "kc"},
      "stowpair_token_requests_total", {"client": "kc", "outcome": "failure"}, 1),
+    ("auth refused", {"event": "rest.auth.refused", "reason": "password", "status": 401},
+     "stowpair_rest_auth_refusals_total", {"reason": "password"}, 1),
     ("token invalidated", {"event": "auth.token.invalidated", "client": "kc"},
      "stowpair_token_invalidations_total", {"client": "kc"}, 1),
 ]  # fmt: skip
