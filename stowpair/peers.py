@@ -382,12 +382,20 @@ def start_prometheus(
     ]
     process, log_path = _spawn("prometheus", argv, workdir)
     peer = Peer("prometheus", process, port, workdir, log_path)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/-/ready", timeout=30, process=process)
-    except PeerUnavailable as e:
-        peer.stop()
-        raise PeerUnavailable(f"Prometheus did not start: {e}\n{peer.log_tail()}") from None
-    return peer
+    deadline = time.monotonic() + 60
+    while True:  # /-/ready answers 503 until the storage is open
+        try:
+            wait_http(f"http://127.0.0.1:{port}/-/ready", timeout=30, process=process)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=5):
+                return peer
+        except urllib.error.HTTPError:
+            if time.monotonic() > deadline:
+                peer.stop()
+                raise PeerUnavailable(f"Prometheus not ready in 60 s\n{peer.log_tail()}") from None
+            time.sleep(0.1)
+        except (PeerUnavailable, OSError) as e:
+            peer.stop()
+            raise PeerUnavailable(f"Prometheus did not start: {e}\n{peer.log_tail()}") from None
 
 
 def prometheus_query(peer: Peer, query: str) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from stowpair.auth.passwords import hash_password
 from stowpair.config.loader import load_config
 from stowpair.exporter.body import BodyPart, MultipartRelatedProducer
 from stowpair.service import StowpairService
+from tests.auth.keys import AUDIENCE, ISSUER, Signer, write_jwks
 from tests.service.test_end_to_end import CONFIG
 
 reactor: Any = _reactor
@@ -168,3 +169,51 @@ async def test_cli_authenticates(
         assert "HTTP 401" in run.stderr and "--user USER[:PASSWORD]" in run.stderr
     else:
         assert run.stdout.startswith("ID")
+
+
+@pytest_twisted.ensureDeferred
+async def test_reload_applies_new_users(service: Any) -> None:
+    """When [rest.auth.users] gets a new hash and the configuration is reloaded, the old
+    password is refused and the new one accepted, without a restart."""
+    await service.ready
+    conf = service.config_path
+    conf.write_text(
+        conf.read_text().split("[rest.auth]")[0] + AUTH.format(hash=hash_password("n3w", ln=4))
+    )
+    reloaded = await call(service, "POST", "/dcm4chee-arc/ctrl/reload", headers=credentials())
+    assert reloaded.code == 204
+    old = await call(service, "GET", "/dcm4chee-arc/monitor/export", headers=credentials())
+    new = await call(
+        service, "GET", "/dcm4chee-arc/monitor/export", headers=credentials("alice:n3w")
+    )
+    assert (old.code, new.code) == (401, 200)
+
+
+@pytest_twisted.ensureDeferred
+async def test_bearer_tokens(tmp_path: Path) -> None:
+    """When [rest.auth] is of type bearer, a valid JWT gets 200, none a 401 with a Bearer
+    challenge, a token without the required scope 403 insufficient_scope."""
+    signer = Signer()
+    write_jwks(tmp_path / "jwks.json", signer)
+    conf = tmp_path / "stowpair.toml"
+    conf.write_text(
+        CONFIG.format(url="http://127.0.0.1:9/stowrs")
+        + '[rest.auth]\ntype = "bearer"\njwks = "jwks.json"\n'
+        + f'oauth-issuer = "{ISSUER}"\naudience = "{AUDIENCE}"\nrequired-scope = "admin"\n'
+    )
+    service = StowpairService(load_config(conf), reactor)
+    service.startService()
+    try:
+        now = reactor.seconds()
+        answers = []
+        for token in (signer.token(now, 60, scope="admin"), None, signer.token(now, 60)):
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            answers.append(await call(service, "GET", "/dcm4chee-arc/monitor/export",
+                                      headers=headers))  # fmt: skip
+    finally:
+        await service.stopService()
+    assert [a.code for a in answers] == [200, 401, 403]
+    assert answers[1].headers.getRawHeaders("WWW-Authenticate") == [
+        'Bearer realm="stowpair", scope="admin"'
+    ]
+    assert 'error="insufficient_scope"' in answers[2].headers.getRawHeaders("WWW-Authenticate")[0]

@@ -1,10 +1,12 @@
 """A real Prometheus server (Debian ``prometheus``) scrapes a real ``twistd -n stowpair``
-every second while it exports a study; Prometheus' HTTP API then holds an exported
-instances counter equal to the instances the destination received. The example alert
-rules (conf/prometheus/alerts.yml) pass ``promtool check rules`` and load."""
+every second, with HTTP Basic credentials (``/metrics`` is protected by ``[rest.auth]``),
+while it exports a study; Prometheus' HTTP API then holds an exported instances counter
+equal to the instances the destination received. The example alert rules
+(conf/prometheus/alerts.yml) pass ``promtool check rules`` and load."""
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -19,6 +21,7 @@ from pydicom import dcmread
 
 from stowpair import peers
 from stowpair.archive.demo import generate_demo_study
+from stowpair.auth.passwords import hash_password
 from stowpair.peers import Peer
 from tests.interop.conftest import peers_installed
 
@@ -53,7 +56,12 @@ uri = "stow:stowrsd"
 queue = "Export1"
 ae_title = "PROM"
 [queues.Export1]
+[rest.auth]
+type = "basic"
+[rest.auth.users]
+ops = "{hash}"
 """
+USER, PASSWORD = "ops", "pr0metheus"
 
 
 def eventually(check: Callable[[], Any], seconds: float = 60.0) -> Any:
@@ -67,7 +75,12 @@ def eventually(check: Callable[[], Any], seconds: float = 60.0) -> Any:
 
 
 def rest(port: int, method: str, path: str) -> Any:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/dcm4chee-arc{path}", method=method)
+    pair = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/dcm4chee-arc{path}",
+        method=method,
+        headers={"Authorization": f"Basic {pair}"},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read() or b"null")
 
@@ -79,7 +92,10 @@ def stowpair(tmp_path: Path) -> Iterator[tuple[Peer, str]]:
     work = tmp_path / "stowpair"
     work.mkdir()
     rest_port, emulator_port = peers.free_port(), peers.free_port()
-    (work / "stowpair.toml").write_text(CONFIG.format(rest=rest_port, emulator=emulator_port))
+    config = CONFIG.format(
+        rest=rest_port, emulator=emulator_port, hash=hash_password(PASSWORD, ln=10)
+    )
+    (work / "stowpair.toml").write_text(config)
     files = generate_demo_study(tmp_path / "study", N, size_kb=16, seed=14)
     stowpair_cli = str(Path(sys.executable).with_name("stowpair"))
     subprocess.run(
@@ -110,7 +126,10 @@ def test_prometheus_counts_the_delivered_instances(
         subprocess.run([peers.require("promtool", "prometheus"), "check", "rules", str(ALERTS)],
                        check=True, capture_output=True)  # fmt: skip
         prometheus = peers.start_prometheus(
-            tmp_path / "prometheus", f"127.0.0.1:{service.port}", rule_files=[ALERTS]
+            tmp_path / "prometheus",
+            f"127.0.0.1:{service.port}",
+            rule_files=[ALERTS],
+            basic_auth=(USER, PASSWORD),
         )
     try:
         up = eventually(lambda: peers.prometheus_query(prometheus, 'up{job="stowpair"} == 1'))
