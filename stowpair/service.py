@@ -60,8 +60,10 @@ from stowpair.queue.manager import TaskManager
 from stowpair.queue.scheduler import ExportScheduler
 from stowpair.queue.service import QueueService
 from stowpair.queue.store import SQLiteTaskStore
-from stowpair.receiver.service import streaming_site
+from stowpair.receiver.service import emulator_service, streaming_site
 from stowpair.receiver.settings import ReceiverSettings
+from stowpair.receiver.storage import INCOMING
+from stowpair.web.listen import ListenError, describe, hold_until, listen
 
 T = TypeVar("T")
 
@@ -81,7 +83,6 @@ register_events(
         "demo.loading": ("instances", "url"),
         "demo.loaded": ("instances", "status", "stored"),
         "demo.failed": ("error",),
-        "startup.failed": (),
     }
 )
 
@@ -112,6 +113,7 @@ class StowpairService(MultiService):
         #: Bearer secret of this process for its own requests (the demo study's ingest).
         self.internal_token = secrets.token_urlsafe(32)
         self.rest_port: IListeningPort | None = None
+        self.dimse: DimseService | None = None
         self.ready: Deferred[None] = Deferred()
         self._reloading = False
 
@@ -122,9 +124,11 @@ class StowpairService(MultiService):
 
     def startService(self) -> None:
         cfg = self.config
+        # Listeners first: a busy port stops the process (ListenError) before any pool,
+        # store or worker exists. No request is read before the reactor runs.
+        listening = self._bind_listeners()
         self.pool.start()
         self.auth_pool.start()
-        self.rest_guard = AuthGuard(_RestRoot(), self._access_policy(cfg), self.reactor)
         self.index = SQLiteIndex(cfg.archive.database, self.reactor)
         self.archive = ArchiveStorage(
             cfg.archive.storage, self.index, self.reactor, self.run_blocking
@@ -170,6 +174,8 @@ class StowpairService(MultiService):
             reload=self.reload,
         )
         self._ingest: dict[str, IResource] = {}
+        self._root.putChild(b"health", HealthResource())
+        self._root.putChild(b"dcm4chee-arc", Dcm4cheeArcResource(self.api))
         QueueService(self.tasks, self.scheduler).setServiceParent(self)
         # After the queue: stopped before it, so no gauge query outlives the store.
         self.metrics = Metrics()
@@ -177,27 +183,80 @@ class StowpairService(MultiService):
             self.tasks, self.reactor, lambda: self.config.device.name, lambda: self.config.queues
         )
         MetricsService(self.metrics, self.task_gauges).setServiceParent(self)
-        if cfg.emulator.enabled:
-            from stowpair.tap import make_emulator_service
-
-            make_emulator_service(cfg.emulator, self.reactor).setServiceParent(self)
-        self.dimse: DimseService | None = None
-        if cfg.dimse.enabled:
-            self.dimse = DimseService(cfg.dimse, self.archive, self.reactor)
-            self.dimse.setServiceParent(self)
+        self._root.putChild(b"metrics", MetricsResource(self.metrics))
         super().startService()
-        Deferred.fromCoroutine(self._start()).addCallbacks(self.ready.callback, self._start_failed)
+        self._log_config("Configuration loaded from {source}")
+        Deferred.fromCoroutine(self._start(listening)).addCallbacks(
+            self.ready.callback, self._start_failed
+        )
 
-    async def _start(self) -> None:
+    def _bind_listeners(self) -> Deferred[IListeningPort]:
+        """REST API, emulator, DICOM: opened before any pool, store or worker exists, so a
+        busy port stops the process (ListenError) cleanly. No request is read before the
+        reactor runs; DICOM stores reach the archive through the reactor too."""
+        cfg = self.config
+        self._root = _RestRoot()
+        # Every child of the root is behind the authentication guard ([rest.auth]).
+        self.rest_guard = AuthGuard(self._root, self._access_policy(cfg), self.reactor)
+        rest = cfg.rest
+        endpoint_type = TCP6ServerEndpoint if ":" in rest.host else TCP4ServerEndpoint
+        endpoint = endpoint_type(self.reactor, rest.port, interface=rest.host)
+        site = streaming_site(self.rest_guard, rest.timeouts, "json", self.reactor)
+        listening = listen(endpoint, site, "the REST API")
+        opened: list[IListeningPort] = []
+
+        def bound(port: IListeningPort) -> IListeningPort:
+            opened.append(port)
+            return port
+
+        listening.addCallback(bound)
+        try:
+            if cfg.emulator.enabled:
+                emulator = emulator_service(cfg.emulator, self.reactor)
+                emulator.bind()
+                emulator.listening.addCallback(bound)
+                emulator.setServiceParent(self)
+            if cfg.dimse.enabled:
+                self.dimse = DimseService(cfg.dimse, _ArchiveWhenOpen(self), self.reactor)
+                try:
+                    self.dimse.listen()
+                except CannotListenError as e:
+                    raise ListenError(describe(e, "the DICOM listener")) from None
+                self.dimse.setServiceParent(self)
+        except ListenError:
+            for port in opened:
+                port.stopListening()
+            raise
+        return listening
+
+    def _log_config(self, text: str) -> None:
+        cfg = self.config
+        self.log.info(
+            text,
+            source=str(self.config_path or cfg.source),
+            webapps=sorted(cfg.webapps),
+            exporters=sorted(cfg.exporters),
+            queues=sorted(cfg.queues),
+            rules=[r.name for r in cfg.rules],
+            event="config.loaded",
+        )
+
+    async def _start(self, listening: Deferred[IListeningPort]) -> None:
+        port = await listening
+        waits: list[Deferred[Any]] = []
         if self.ingest_validator is not None:
-            await self.ingest_validator.keys.refresh()  # keys before the first request
+            # The port is open (a busy one stops the process before the reactor runs),
+            # but no request is read before the signing keys are loaded.
+            waits.append(self.ingest_validator.keys.refresh())
         policy = self.rest_guard.policy
         if policy is not None and policy.validator is not None:
-            await policy.validator.keys.refresh()
+            waits.append(policy.validator.keys.refresh())  # [rest.auth] type bearer
+        if waits:
+            keys = DeferredList(waits, consumeErrors=True)
+            hold_until(port, keys)
+            await keys
         self._warn_if_insecure()
-        await self._listen()
-        if self.dimse is not None:
-            self.dimse.listen()
+        self._bound(port)
         instances = await self.index.opened
         if not instances and self.config.demo_on_empty:
             try:
@@ -205,29 +264,17 @@ class StowpairService(MultiService):
             except Exception as e:  # the service runs on without its demo
                 self.log.error("Demo study not loaded: {error}", error=str(e), event="demo.failed")
 
-    def _listen(self) -> Deferred[None]:
-        root = self.rest_guard  # every child is behind the authentication guard
-        root.putChild(b"health", HealthResource())
-        root.putChild(b"metrics", MetricsResource(self.metrics))
-        root.putChild(b"dcm4chee-arc", Dcm4cheeArcResource(self.api))
-        host, port = self.config.rest.host, self.config.rest.port
-        endpoint_type = TCP6ServerEndpoint if ":" in host else TCP4ServerEndpoint
-        endpoint = endpoint_type(self.reactor, port, interface=host)
-        d: Deferred[IListeningPort] = endpoint.listen(streaming_site(root))
-
-        def bound(listening: IListeningPort) -> None:
-            self.rest_port = listening
-            address: Any = listening.getHost()
-            self.log.info(
-                "REST API listening on http://{host}:{port}/dcm4chee-arc",
-                role="rest",
-                host=address.host,
-                port=address.port,
-                url=f"http://{address.host}:{address.port}",
-                event="listening",
-            )
-
-        return d.addCallback(bound)
+    def _bound(self, listening: IListeningPort) -> None:
+        self.rest_port = listening
+        address: Any = listening.getHost()
+        self.log.info(
+            "REST API listening on http://{host}:{port}/dcm4chee-arc",
+            role="rest",
+            host=address.host,
+            port=address.port,
+            url=f"http://{address.host}:{address.port}",
+            event="listening",
+        )
 
     def _access_policy(self, config: Config) -> AccessPolicy | None:
         """``[rest.auth]`` as a policy for the guard; None when there is none."""
@@ -264,14 +311,13 @@ class StowpairService(MultiService):
             )
 
     def _start_failed(self, failure: Any) -> None:
-        if failure.check(CannotListenError):  # a busy port: one sentence, no traceback
-            self.log.error(
-                "stowpair could not start: {error}",
-                error=failure.getErrorMessage(),
-                event="startup.failed",
-            )
-        else:
-            self.log.failure("stowpair could not start", failure, event="startup.failed")
+        self.log.failure(
+            "stowpair could not start: {error}",
+            failure,
+            tap="stowpair",
+            error=failure.getErrorMessage(),
+            event="startup.failed",
+        )
         self.ready.errback(failure)
         # start-up runs before reactor.run() under twistd: stop once it runs
         self.reactor.callWhenRunning(self.reactor.stop)
@@ -390,6 +436,7 @@ class StowpairService(MultiService):
             **applied,
             event="config.reloaded",
         )
+        self._log_config("Configuration loaded from {source} (reload)")
         return []
 
     def _restart_only_changes(self, new: Config) -> list[str]:
@@ -445,8 +492,22 @@ def ingest_validator(config: Config, reactor: Any) -> TokenValidator | None:
     )
 
 
+class _ArchiveWhenOpen:
+    """The archive as the DICOM listener sees it: that listener opens before the archive
+    exists (see ``_bind_listeners``); stores go through the reactor, which runs only once
+    the service has started, so by then it does."""
+
+    def __init__(self, service: StowpairService) -> None:
+        self._service = service
+        self.incoming = service.config.archive.storage / INCOMING
+
+    def store(self, part_temp: Path, header: Any, ctx: Any) -> Deferred[Any]:
+        return self._service.archive.store(part_temp, header, ctx)
+
+
 class _RestRoot(Resource):
-    """``/`` of the REST listener: its children, else a JSON 404 (docs/rest-api.md)."""
+    """``/`` of the REST listener: its children, else a JSON 404 (docs/rest-api.md).
+    Children are put in once the service built them; no request is read before."""
 
     def getChild(self, path: bytes, request: Any) -> IResource:
         return ErrorResource(404, f"No such resource: {_shown_path(request)}")

@@ -12,27 +12,27 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from twisted.application.service import IService, MultiService, Service
-from twisted.logger import Logger
+from twisted.application.service import IService, Service
 from twisted.python import usage
 
 from stowpair.config.errors import ConfigError
 from stowpair.config.loader import load_config
-from stowpair.config.model import Config, EmulatorConfig
+from stowpair.config.model import Config
 from stowpair.console import parse_level, use_console_level
 from stowpair.fsutil import folder_problem, log_file_problem
-from stowpair.logs import JSONLogService
+from stowpair.logs import escape_console
 from stowpair.metrics.registry import Metrics, MetricsService
+from stowpair.process import ProcessService
 from stowpair.receiver.endpoints import (
     bearer_problem,
     bearer_validator,
+    client_timeouts,
     jwks_problem,
     listen_endpoint,
     stowrsd_settings,
     tls_problem,
 )
 from stowpair.receiver.service import ReceiverService
-from stowpair.receiver.settings import ReceiverSettings
 
 
 class StowpairOptions(usage.Options):
@@ -72,26 +72,6 @@ def _folder_problems(config: Config, json_log_option: str | None) -> list[str]:
     if log is not None:
         checks.append(log_file_problem(log, "the JSON log"))
     return [p for p in checks if p is not None]
-
-
-class _Announce(Service):
-    """Logs the startup summary once the reactor runs, and the shutdown."""
-
-    log = Logger()
-
-    def __init__(self, tap: str, summary: dict[str, Any]) -> None:
-        self.tap = tap
-        self.summary = summary
-
-    def startService(self) -> None:
-        super().startService()
-        self.log.info(
-            "{tap} started: {summary}", tap=self.tap, summary=self.summary, event="startup"
-        )
-
-    def stopService(self) -> None:
-        super().stopService()
-        self.log.info("{tap} stopping", tap=self.tap, event="shutdown")
 
 
 def _json_log_path(option: str | None, config: Config) -> Path | None:
@@ -135,11 +115,9 @@ def make_stowpair_service(options: StowpairOptions) -> IService:
     from stowpair.service import StowpairService
 
     config: Config = options["loaded"]
-    top = MultiService()
+    escape_console()
     json_log = _json_log_path(options["json-log"], config)
-    if json_log is not None:
-        JSONLogService(json_log).setServiceParent(top)
-    _Announce("stowpair", config_summary(config)).setServiceParent(top)
+    top = ProcessService("stowpair", config_summary(config), json_log)
     app = StowpairService(config, reactor, Path(options["config"]))
     app.setServiceParent(top)
     _ReloadOnHangup(app, reactor).setServiceParent(top)
@@ -202,6 +180,10 @@ class StowrsdOptions(usage.Options):
         ["retry-after", None, "5", "Retry-After seconds sent with an injected 503."],
         ["delay", None, "0", "Seconds to wait before answering."],
         ["seed", None, None, "Random seed making injected faults repeatable."],
+        ["header-timeout", None, "60", "Seconds for a request line and headers to arrive."],
+        ["body-timeout", None, "60", "Window (seconds) over which --body-min-rate is checked."],
+        ["body-min-rate", None, "500", "Least body bytes per second, per window (0: any)."],
+        ["idle-timeout", None, "60", "Seconds of silence after which a connection closes."],
         ["json-log", None, "var/log/stowrsd.json", "JSON-lines log file; '-' disables it."],
         ["log-level", None, "info", "Console log level: debug, info, warn, error, critical."],
     ]
@@ -213,6 +195,7 @@ class StowrsdOptions(usage.Options):
             raise usage.UsageError("--ignore and --unpack exclude each other")
         try:
             self["settings"] = stowrsd_settings(self)
+            self["timeouts"] = client_timeouts(self)
         except ValueError as e:
             raise usage.UsageError(str(e)) from None
         log = None if self["json-log"] == "-" else Path(self["json-log"])
@@ -246,9 +229,8 @@ def _bind(text: str) -> tuple[str, int]:
 def make_stowrsd_service(options: StowrsdOptions) -> IService:
     from twisted.internet import reactor
 
-    top = MultiService()
-    if options["json-log"] != "-":
-        JSONLogService(Path(options["json-log"])).setServiceParent(top)
+    escape_console()
+    json_log = None if options["json-log"] == "-" else Path(options["json-log"])
     layout = "discard" if options["ignore"] else "unpack" if options["unpack"] else "uid"
     summary = {
         "bind": f"{options['host']}:{options['port']}",
@@ -256,7 +238,7 @@ def make_stowrsd_service(options: StowrsdOptions) -> IService:
         "directory": options["directory"],
         "path": options["settings"].path,
     }
-    _Announce("stowrsd", summary).setServiceParent(top)
+    top = ProcessService("stowrsd", summary, json_log)
     endpoint = listen_endpoint(reactor, options["host"], options["port"], options)
     settings = options["settings"]
     validator = bearer_validator(options, reactor)
@@ -272,20 +254,10 @@ def make_stowrsd_service(options: StowrsdOptions) -> IService:
         Path(options["directory"]),
         layout,
         fsync=not options["no-fsync"],
+        timeouts=options["timeouts"],
         metrics=metrics,
     )
     receiver.setServiceParent(top)
-    # stowrsd without its listener is of no use: stop (the error is logged already)
+    # a listener that fails later than at once (none of TCP or TLS) still stops stowrsd
     receiver.listening.addErrback(lambda _: reactor.callWhenRunning(reactor.stop))
     return top
-
-
-def make_emulator_service(cfg: EmulatorConfig, reactor: Any) -> ReceiverService:
-    """The built-in stowrsd emulator for ``twistd -n stowpair`` (config's emulator section)."""
-    endpoint = listen_endpoint(reactor, cfg.listener.host, cfg.listener.port, {})
-    settings = ReceiverSettings(path=cfg.path, endpoint="emulator")
-    service = ReceiverService(
-        reactor, endpoint, settings, cfg.directory, cfg.layout, cfg.fsync, role="emulator"
-    )
-    service.listening.addErrback(lambda _: None)  # logged; the exporter side runs on
-    return service

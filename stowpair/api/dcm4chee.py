@@ -87,7 +87,7 @@ class Dcm4cheeArcResource(Resource):
             return MonitorExportResource(self.api)
         if path == b"ctrl" and _postpath(request) == [b"reload"]:
             return ReloadResource(self.api)
-        return ErrorResource(404, f"No such resource: {request.path.decode('utf-8', 'replace')}")
+        return ErrorResource(404, f"No such resource: {_shown_path(request)}")
 
 
 class _AetsResource(Resource):
@@ -100,7 +100,7 @@ class _AetsResource(Resource):
         if aet not in self.api.config.device.ae_titles:
             return ErrorResource(404, f"No such Application Entity: {aet}")
         if _postpath(request)[:1] != [b"rs"]:
-            return ErrorResource(404, f"No such resource: {request.path.decode()}")
+            return ErrorResource(404, f"No such resource: {_shown_path(request)}")
         _shift(request)
         parsed = _export_path([p.decode("utf-8", "replace") for p in _postpath(request)])
         if parsed is not None:
@@ -109,6 +109,10 @@ class _AetsResource(Resource):
         if ingest is None:
             return ErrorResource(404, f"No STOW-RS ingest service for Application Entity {aet}")
         return ingest
+
+
+def _shown_path(request: Request) -> str:
+    return (request.path or b"").decode("utf-8", "replace")[:200]
 
 
 def _postpath(request: Request) -> list[bytes]:

@@ -1,4 +1,4 @@
-"""``GET /health``: liveness of the REST listener."""
+"""``GET /health``: liveness of the listener."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from stowpair import __version__
+from stowpair.web.errors import error_response, write_error
 
 
 class HealthResource(Resource):
@@ -16,5 +17,8 @@ class HealthResource(Resource):
     access = "health"
 
     def render_GET(self, request: Request) -> bytes:
+        if any(request.postpath or []):  # /health/anything is not /health
+            path = (request.path or b"").decode("utf-8", "replace")[:200]
+            return write_error(request, error_response(404, f"No such resource: {path}"))
         request.setHeader(b"Content-Type", b"application/json")
         return json.dumps({"status": "ok", "version": __version__}).encode() + b"\n"

@@ -67,7 +67,10 @@ class MonitorExportResource(Resource):
         method = request.method.decode("ascii", "replace")
         routes = self._routes(path)
         if routes is None:
-            return write(request, error_answer(404, f"No such resource: {request.path.decode()}"))
+            shown = request.path.decode("utf-8", "replace")[:200]
+            return write(request, error_answer(404, f"No such resource: {shown}"))
+        if "GET" in routes:
+            routes["HEAD"] = routes["GET"]  # headers of GET, no body (twisted.web drops it)
         handler = routes.get(method)
         if handler is None:
             allow = ", ".join(sorted(routes))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from stowpair.config.errors import ConfigError
+from stowpair.fsutil import log_file_problem
 
 if TYPE_CHECKING:
     from stowpair.archive.import_rules import ImportRules
@@ -37,6 +38,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     imp.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG, metavar="CONFIG")
     imp.add_argument(
         "--no-fsync", action="store_true", help="skip fsync of each file (faster, less durable)"
+    )
+    imp.add_argument(
+        "--json-log",
+        metavar="PATH",
+        default=None,
+        help="JSON-lines log of the import's events; default: stowpair-import.json beside "
+        "the service's JSON log ([logging] json_file); '-' disables it",
     )
     imp.set_defaults(handler=_import)
 
@@ -72,6 +80,7 @@ def _positive(text: str) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     from stowpair.config.loader import load_config
+    from stowpair.logs import JSONLogFile
 
     try:
         config = load_config(args.config)
@@ -84,10 +93,32 @@ def _import(args: argparse.Namespace) -> int:
         for path in missing:
             print(f"stowpair import: {path}: no such file or folder", file=sys.stderr)
         return 1
+    json_log = import_log_path(args.json_log, config.json_log)
+    problem = log_file_problem(json_log, "--json-log") if json_log is not None else None
+    if problem is not None:
+        print(f"stowpair import: {problem}", file=sys.stderr)
+        return 1
     # pydicom warns about oddities it tolerates; the summary reports what matters.
     warnings.filterwarnings("ignore", module=r"pydicom\.")
     storage, database = config.archive.storage, config.archive.database
-    return _react(lambda reactor: _import_async(reactor, args.paths, storage, database, args))
+    log_file = JSONLogFile(json_log) if json_log is not None else None
+    if log_file is not None:
+        log_file.open()
+    try:
+        return _react(lambda reactor: _import_async(reactor, args.paths, storage, database, args))
+    finally:
+        if log_file is not None:
+            log_file.close()
+
+
+def import_log_path(option: str | None, service_log: Path | None) -> Path | None:
+    """``--json-log``: a path, ``-`` for none; by default ``stowpair-import.json`` in the
+    folder of the service's JSON log (none when the service writes none)."""
+    if option is not None:
+        return None if option == "-" else Path(option)
+    if service_log is None:
+        return None
+    return service_log.with_name("stowpair-import.json")
 
 
 def _react(main: Callable[[Any], Coroutine[Any, Any, int]]) -> int:

@@ -35,8 +35,9 @@ def make_ingest_resource(
 
     It answers ``studies`` and ``studies/{uid}`` relative to where it is mounted; the AE
     title becomes the instances' source (``SendingApplicationEntityTitle`` for rules).
-    ``settings.path`` is ignored (the mount point is the service path).
+    ``settings.path`` is ignored (the mount point is the service path). Requests from
+    pages of other origins are refused (403), as on every state-changing REST route.
     """
     base = settings or ReceiverSettings(server_name=f"stowpair-{aet}")
-    mounted = replace(base, path="/", endpoint="ingest")
+    mounted = replace(base, path="/", endpoint="ingest", refuse_cross_site=True)
     return StowResource(mounted, backend, reactor, run_blocking, source=aet)

@@ -17,7 +17,6 @@ credentials a browser sends on its own (a cached Basic login) never bypass it.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -30,34 +29,13 @@ from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
 from stowpair.auth.policy import AccessPolicy, Refusal
-from stowpair.receiver.request import EarlyResponse
+from stowpair.web.errors import EarlyResponse, ErrorStyle, error_response, error_style, write_error
 
 
-def refusal_response(refusal: Refusal, style: str) -> EarlyResponse:
-    """The refusal as the target would word it: JSON ``errorMessage`` or one text line."""
-    if style == "text":
-        body, kind = (refusal.message + "\n").encode(), "text/plain; charset=utf-8"
-    else:
-        body, kind = (
-            json.dumps({"errorMessage": refusal.message}).encode() + b"\n",
-            "application/json",
-        )
-    return EarlyResponse(refusal.status, body, kind, refusal.headers)
-
-
-def _style(resource: Any) -> str:
-    return "text" if getattr(resource, "error_style", "json") == "text" else "json"
-
-
-def _write(request: Any, response: EarlyResponse) -> bytes:
-    request.setResponseCode(response.code)
-    request.setHeader(b"Content-Type", response.content_type.encode())
-    for name, value in response.headers:
-        request.setHeader(name.encode("latin-1"), value.encode("latin-1"))
-    if request.method == b"HEAD":
-        request.setHeader(b"Content-Length", b"%d" % len(response.body))
-        return b""
-    return response.body
+def refusal_response(refusal: Refusal, style: ErrorStyle) -> EarlyResponse:
+    """The refusal as the target would word it: JSON ``errorMessage`` or one text line
+    (the listener's error path, :mod:`stowpair.web.errors`)."""
+    return error_response(refusal.status, refusal.message, style, refusal.headers)
 
 
 @implementer(IResource)
@@ -88,8 +66,8 @@ class AuthGuard:
         if verdict is None:
             return target
         if isinstance(verdict, Refusal):
-            return _Refused(verdict, _style(target))
-        return _Pending(target, verdict, _style(target), self.clock)
+            return _Refused(verdict, error_style(target))
+        return _Pending(target, verdict, error_style(target), self.clock)
 
     def render(self, request: Any) -> Any:
         return self.inner.render(request)
@@ -100,7 +78,7 @@ class _Refused(Resource):
 
     isLeaf = True
 
-    def __init__(self, refusal: Refusal, style: str) -> None:
+    def __init__(self, refusal: Refusal, style: ErrorStyle) -> None:
         super().__init__()
         self.response = refusal_response(refusal, style)
         self.error_style = style
@@ -109,7 +87,7 @@ class _Refused(Resource):
         return self.response
 
     def render(self, request: Any) -> bytes:
-        return _write(request, self.response)
+        return write_error(request, self.response)
 
 
 class _Pending(Resource):
@@ -119,7 +97,11 @@ class _Pending(Resource):
     log = Logger()
 
     def __init__(
-        self, target: IResource, verdict: Deferred[Refusal | None], style: str, clock: IReactorTime
+        self,
+        target: IResource,
+        verdict: Deferred[Refusal | None],
+        style: ErrorStyle,
+        clock: IReactorTime,
     ) -> None:
         super().__init__()
         self.target = target
@@ -144,7 +126,7 @@ class _Pending(Resource):
             if held:  # answered early already; the connection closes
                 request.channel.transport.loseConnection()
                 return
-            body = _write(request, refusal_response(refusal, self.error_style))
+            body = write_error(request, refusal_response(refusal, self.error_style))
             if body:
                 request.write(body)
             request.finish()
@@ -166,7 +148,7 @@ class _HeldBody:
         target: IResource,
         length: int | None,
         verdict: Deferred[Refusal | None],
-        style: str,
+        style: ErrorStyle,
         clock: IReactorTime,
     ) -> None:
         self.request, self.target, self.length = request, target, length

@@ -21,6 +21,7 @@ from stowpair.config.keycloak import read_ingest, read_keycloak_client
 from stowpair.config.locate import Locator
 from stowpair.config.model import (
     ArchivePaths,
+    ClientTimeouts,
     Config,
     Device,
     EmulatorConfig,
@@ -71,17 +72,48 @@ def _device(checker: Checker, doc: dict[str, Any]) -> tuple[Device, float]:
     return Device(name=section.string("name", default.name), ae_titles=titles), interval
 
 
+LISTENER_KEYS = (
+    "host",
+    "port",
+    "enabled",
+    "header_timeout",
+    "body_timeout",
+    "body_min_rate",
+    "idle_timeout",
+)
+
+
 def _listener(section: Section, default: Listener) -> Listener:
     return Listener(
         host=section.string("host", default.host),
         port=section.integer("port", default.port, 0, 65535),
         enabled=section.boolean("enabled", default.enabled),
+        timeouts=_client_timeouts(section, default.timeouts),
+    )
+
+
+def _client_timeouts(section: Section, default: ClientTimeouts) -> ClientTimeouts:
+    """``header_timeout``, ``body_timeout``, ``idle_timeout`` (durations above zero) and
+    ``body_min_rate`` (bytes per second, 0 = only a silent window closes)."""
+
+    def positive(key: str, fallback: float) -> float:
+        value = section.duration(key, fallback)
+        if value is None or value <= 0:
+            section.error(key, f"{key} must be more than PT0S, e.g. PT60S")
+            return fallback
+        return value
+
+    return ClientTimeouts(
+        header=positive("header_timeout", default.header),
+        body=positive("body_timeout", default.body),
+        body_min_rate=section.integer("body_min_rate", int(default.body_min_rate), 0),
+        idle=positive("idle_timeout", default.idle),
     )
 
 
 def _emulator(checker: Checker, doc: dict[str, Any]) -> EmulatorConfig:
     section = _section(checker, doc, "emulator")
-    section.allow(("enabled", "host", "port", "path", "directory", "layout", "fsync"))
+    section.allow((*LISTENER_KEYS, "path", "directory", "layout", "fsync"))
     default = EmulatorConfig()
     path = section.string("path", default.path)
     if not path.startswith("/"):
@@ -227,7 +259,7 @@ def build_config(doc: dict[str, Any], checker: Checker, source: Path) -> Config:
         demo = False
     device, interval = _device(checker, doc)
     rest = _section(checker, doc, "rest")
-    rest.allow(("host", "port", "enabled", "insecure", "auth"))
+    rest.allow((*LISTENER_KEYS, "insecure", "auth"))
     archive, json_log = _paths(checker, doc)
     rules = doc.get("rules", [])
     if not isinstance(rules, list):

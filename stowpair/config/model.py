@@ -41,12 +41,32 @@ SECRET_PROPERTIES = ("bearer-token", "basic-auth")
 
 
 @dataclass(frozen=True)
+class ClientTimeouts:
+    """Bounds on slow clients, per connection (seconds; rate in bytes per second).
+
+    In the spirit of nginx's ``client_header_timeout`` and ``client_body_timeout`` (60 s
+    each) and Apache's ``mod_reqtimeout`` minimum rate: a client that trickles a byte now
+    and then is closed instead of holding a connection (and a file descriptor) for ever.
+    """
+
+    #: The request line and every header must arrive within this time of the first byte.
+    header: float = 60.0
+    #: The body is watched in windows of this length ...
+    body: float = 60.0
+    #: ... and each window must bring at least ``body_min_rate * body`` bytes.
+    body_min_rate: float = 500.0
+    #: A connection silent this long is closed (also between keep-alive requests).
+    idle: float = 60.0
+
+
+@dataclass(frozen=True)
 class Listener:
     """A TCP listener; loopback unless configured otherwise."""
 
     host: str = "127.0.0.1"
     port: int = 8080
     enabled: bool = True
+    timeouts: ClientTimeouts = field(default_factory=ClientTimeouts)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from twisted.internet.interfaces import IStreamServerEndpoint
 
 from stowpair.auth.jwks import JWKSError, is_url, make_key_set
 from stowpair.auth.jwt_validator import TokenValidator
+from stowpair.config.model import ClientTimeouts
 from stowpair.config.secret import Secret, SecretError
 from stowpair.receiver.settings import (
     FaultSettings,
@@ -70,6 +71,23 @@ def stowrsd_settings(options: Mapping[str, Any]) -> ReceiverSettings:
         bearer_token=_secret(options, "bearer-token"),
         basic_auth=_secret(options, "basic-auth"),
         faults=faults,
+    )
+
+
+def client_timeouts(options: Mapping[str, Any]) -> ClientTimeouts:
+    """``--header-timeout``, ``--body-timeout``, ``--body-min-rate``, ``--idle-timeout``."""
+
+    def seconds(name: str) -> float:
+        value: float = _number(options, name, float)
+        if value <= 0:
+            raise ValueError(f"--{name} {options[name]!r}: expected more than 0 seconds")
+        return value
+
+    return ClientTimeouts(
+        header=seconds("header-timeout"),
+        body=seconds("body-timeout"),
+        body_min_rate=_number(options, "body-min-rate", float),
+        idle=seconds("idle-timeout"),
     )
 
 

@@ -18,46 +18,31 @@ client waiting for it sends the body only once the request was accepted.
 from __future__ import annotations
 
 import io
-import json
-import re
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import unquote_to_bytes
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
-from twisted.web.error import UnsupportedMethod
-from twisted.web.http import RESPONSES, datetimeToString
 from twisted.web.resource import IResource
-from zope.interface import implementer
+
+from stowpair.web.errors import (
+    EarlyResponse,
+    ErrorStyle,
+    ResourceGuard,
+    error_response,
+    error_style,
+    shown,
+)
+
+__all__ = ["BodySink", "EarlyResponse", "StreamingRequest", "StreamingResource"]
 
 #: Body bytes drained after an early response before the connection is closed anyway.
 DRAIN_LIMIT = 8 * 1024 * 1024
 #: Seconds to keep draining after an early response (lets the client read it).
 LINGER = 5.0
-
-
-@dataclass(frozen=True)
-class EarlyResponse:
-    """A complete answer sent before (or instead of reading) the request body."""
-
-    code: int
-    body: bytes = b""
-    content_type: str = "text/plain; charset=utf-8"
-    headers: tuple[tuple[str, str], ...] = field(default=())
-
-    def encode(self) -> bytes:
-        reason = RESPONSES.get(self.code, b"Unknown").decode("latin-1")
-        lines = [
-            f"HTTP/1.1 {self.code} {reason}",
-            f"Date: {datetimeToString().decode()}",
-            f"Content-Type: {self.content_type}",
-            f"Content-Length: {len(self.body)}",
-            "Connection: close",
-            *(f"{name}: {value}" for name, value in self.headers),
-        ]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
+_INTERNAL = "Internal error while answering this request; see the service log"
 
 
 class BodySink(Protocol):
@@ -77,8 +62,11 @@ class StreamingResource(Protocol):
 class StreamingRequest(server.Request):
     """Use as ``Site.requestFactory`` wherever a resource streams uploads."""
 
+    log = Logger()
     upload: BodySink | None = None
     early: EarlyResponse | None = None
+    #: How the resource this request goes to words its refusals (set once routed).
+    error_style: ErrorStyle | None = None
     _drained = 0
     _linger: IDelayedCall | None = None
     #: The channel's idle timeout, kept aside while reading is paused.
@@ -107,11 +95,16 @@ class StreamingRequest(server.Request):
         self.path = uri.split(b"?", 1)[0]
         self.prepath = []
         self.postpath = [unquote_to_bytes(s) for s in self.path[1:].split(b"/")]
-        resource = site.getResourceFor(self)
-        start = getattr(resource, "start_upload", None)
-        if start is None:
-            return None
-        result: BodySink | EarlyResponse | None = start(self, length)
+        try:
+            resource = site.getResourceFor(self)
+            self.error_style = error_style(resource)
+            start = getattr(resource, "start_upload", None)
+            if start is None:
+                return None
+            result: BodySink | EarlyResponse | None = start(self, length)
+        except Exception:
+            self._log_fault(Failure())
+            return error_response(500, _INTERNAL, self.error_style or "json")
         return result
 
     def answer_early(self, response: EarlyResponse, clock: IReactorTime | None = None) -> None:
@@ -125,7 +118,7 @@ class StreamingRequest(server.Request):
         self.requestHeaders.removeHeader(b"Expect")  # no "100 Continue" after this
         transport = self.channel.transport
         if transport is not None:
-            transport.write(response.encode())
+            transport.write(response.encode(head=self.method == b"HEAD"))
         if clock is not None:
             self._linger = clock.callLater(LINGER, self._close)
 
@@ -147,7 +140,40 @@ class StreamingRequest(server.Request):
             super().handleContentChunk(data)
 
     def render(self, resrc: IResource) -> None:
-        super().render(_MethodGuard(resrc))
+        self.error_style = error_style(resrc)
+        super().render(ResourceGuard(resrc))
+
+    def processingFailed(self, reason: Failure) -> None:
+        """A genuine fault while routing or rendering: logged once with its traceback,
+        answered 500 in the resource's error style (twisted.web would send HTML)."""
+        self._log_fault(reason)
+        if self.startedWriting or self.finished or self.channel is None:
+            if self.channel is not None and self.channel.transport is not None:
+                self.channel.transport.loseConnection()
+            return
+        response = error_response(500, _INTERNAL, self.error_style or "json")
+        self.setResponseCode(response.code)
+        self.setHeader(b"Content-Type", response.content_type.encode())
+        self.setHeader(b"Content-Length", b"%d" % len(response.body))
+        self.write(response.body)
+        self.finish()
+
+    def _log_fault(self, reason: Failure) -> None:
+        self.log.failure(
+            "{method} {uri} failed: {error}",
+            reason,
+            method=shown(self.method or b""),
+            uri=shown(self.uri or b"", 300),
+            error=str(reason.value),
+            event="http.error",
+        )
+
+    def __repr__(self) -> str:
+        # twisted.web's repr decodes the URI as ASCII and fails on other bytes; log
+        # events hold requests, so their repr must never raise.
+        method = shown(getattr(self, "method", b"") or b"")
+        uri = shown(getattr(self, "uri", b"") or b"", 200)
+        return f"<{type(self).__name__} {method} {uri}>"
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         if self.early is not None:
@@ -176,6 +202,7 @@ class StreamingRequest(server.Request):
             transport.pauseProducing()
         if channel is not None and self._idle_timeout is None:
             self._idle_timeout = channel.setTimeout(None)
+        getattr(channel, "body_paused", lambda: None)()  # nor the body-rate bound
 
     def resume_body(self) -> None:
         channel: Any = self.channel
@@ -187,52 +214,7 @@ class StreamingRequest(server.Request):
                 channel._savedTimeOut = saved
             else:
                 channel.setTimeout(saved)
+        getattr(channel, "body_resumed", lambda: None)()
         transport: Any = getattr(channel, "transport", None)
         if transport is not None:
             transport.resumeProducing()
-
-
-#: An HTTP method is a token (RFC 9110 §9.1, §5.6.2).
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-
-
-@implementer(IResource)
-class _MethodGuard:
-    """Wraps the resource being rendered: a method it does not support gets a JSON
-    405 with ``Allow`` (twisted.web answers 501 to methods it does not know, such as
-    PUT, and an HTML page to the others); a method that is not an RFC 9110 token gets a 400.
-    """
-
-    isLeaf = True
-
-    def __init__(self, inner: IResource) -> None:
-        self.inner = inner
-
-    def getChildWithDefault(self, name: bytes, request: Any) -> IResource:
-        return self.inner.getChildWithDefault(name, request)
-
-    def putChild(self, path: bytes, child: IResource) -> None:
-        self.inner.putChild(path, child)
-
-    def render(self, request: Any) -> Any:
-        method: bytes = request.method
-        if _TOKEN.fullmatch(method) is None:
-            return _json_error(request, 400, f"{method!r} is not an HTTP method", ())
-        try:
-            return self.inner.render(request)
-        except UnsupportedMethod as e:
-            allowed: tuple[bytes, ...] = tuple(e.allowedMethods)
-            if method == b"HEAD" and b"GET" in allowed:
-                raise  # twisted.web answers HEAD with the headers of GET
-        name = method.decode("ascii")
-        return _json_error(request, 405, f"Method {name} not allowed here", allowed)
-
-
-def _json_error(request: Any, code: int, message: str, allowed: tuple[bytes, ...]) -> bytes:
-    names = sorted({m.decode("latin-1") for m in allowed})
-    if names:
-        message += f" (allowed: {', '.join(names)})"
-        request.setHeader(b"Allow", ", ".join(names).encode())
-    request.setResponseCode(code)
-    request.setHeader(b"Content-Type", b"application/json")
-    return json.dumps({"errorMessage": message}).encode() + b"\n"

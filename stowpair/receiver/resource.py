@@ -21,6 +21,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
@@ -44,6 +45,8 @@ from stowpair.receiver.request import EarlyResponse, StreamingRequest
 from stowpair.receiver.settings import ReceiverSettings
 from stowpair.receiver.storage import BlockingRunner, RequestContext, StorageBackend
 from stowpair.receiver.transaction import StowTransaction, TransactionResult
+from stowpair.web.crosssite import cross_site_problem
+from stowpair.web.errors import error_response, uri_problem
 
 register_events(
     {
@@ -71,6 +74,7 @@ register_events(
             "endpoint",
         ),
         "receiver.store.error": ("part",),
+        "receiver.error": (),
         "receiver.instance.stored": (
             "peer",
             "part",
@@ -138,6 +142,8 @@ class StowResource(Resource):
 
     isLeaf = True
     log = Logger()
+    #: Refusals are one line of text/plain, as dcm4che's stowrsd answers.
+    error_style = "text"
 
     def __init__(
         self,
@@ -180,6 +186,9 @@ class StowResource(Resource):
 
     def start_upload(self, request: Request, length: int | None) -> _Upload | EarlyResponse | None:
         """Decide before the body is read; see the module docstring."""
+        bad_uri = uri_problem(request.uri)
+        if bad_uri is not None:
+            return self._early(request, 400, bad_uri)
         matched, study = self._route(request)
         method = request.method
         if method != b"POST":
@@ -208,6 +217,10 @@ class StowResource(Resource):
         self, request: Request, length: int | None, study: str | None
     ) -> EarlyResponse | None:
         s = self.settings
+        if s.refuse_cross_site:
+            forbidden = cross_site_problem(request)
+            if forbidden is not None:
+                return self._early(request, 403, forbidden)
         refused = refusal(_header(request, b"authorization"), s)
         if refused is not None:
             return self._early(request, refused.status, refused.reason, list(refused.headers))
@@ -293,11 +306,12 @@ class StowResource(Resource):
             return b"no such resource\n"
         if request.method == b"OPTIONS":
             request.setResponseCode(204)
-            for name, value in cors_headers(
+            preflight = cors_headers(
                 _header(request, b"origin"),
                 _header(request, b"access-control-request-method"),
                 _header(request, b"access-control-request-headers"),
-            ):
+            )
+            for name, value in [] if self.settings.refuse_cross_site else preflight:
                 request.setHeader(name, value)
             request.setHeader("Allow", ALLOW)
             return b""
@@ -325,8 +339,23 @@ class StowResource(Resource):
             return NOT_DONE_YET  # the 413 is written once the stored parts settle
         d = upload.transaction.finish()
         d.addCallback(self.respond, request, upload)
-        d.addErrback(lambda f: self.log.failure("answering failed", f, event="receiver.error"))
+        d.addErrback(self._answer_failed, request)
         return NOT_DONE_YET
+
+    def _answer_failed(self, failure: Failure, request: Request) -> None:
+        """A bug while answering: logged once with its traceback, answered 500 (text)."""
+        self.log.failure(
+            "Answering POST {path} from {peer} failed",
+            failure,
+            path=(request.path or b"").decode("latin-1"),
+            peer=_peer(request),
+            event="receiver.error",
+        )
+        if request.finished or request.startedWriting or request.channel is None:
+            return
+        answer = error_response(500, "internal error while answering; see the service log", "text")
+        request.write(_render_early(request, answer))
+        request.finish()
 
     def early_store_response(self, result: TransactionResult, request: Request) -> EarlyResponse:
         """The Store Instances Response as an answer sent before the body ended (413)."""
@@ -437,6 +466,8 @@ class StowResource(Resource):
         return [("Warning", f'299 {name} "{_quote(t)}"') for t in texts[:20]]
 
     def _cors(self, request: Request) -> list[tuple[str, str]]:
+        if self.settings.refuse_cross_site:
+            return []  # no page of another origin may read or preflight here
         origin = _header(request, b"origin")
         return [("Access-Control-Allow-Origin", origin)] if origin else []
 

@@ -8,28 +8,28 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
-from twisted.web.http import HTTPChannel
 from twisted.web.resource import IResource, Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import Request
 
 from stowpair.api.health import HealthResource
-from stowpair.console import AccessLogAtDebug
-from stowpair.logs import register_events
+from stowpair.config.model import ClientTimeouts, EmulatorConfig
 from stowpair.metrics.registry import Metrics, MetricsResource
+from stowpair.receiver.endpoints import listen_endpoint
 from stowpair.receiver.request import StreamingRequest
 from stowpair.receiver.resource import StowResource
 from stowpair.receiver.settings import ReceiverSettings
 from stowpair.receiver.storage import make_storage
+from stowpair.web.channel import GuardedSite
+from stowpair.web.errors import ErrorStyle
+from stowpair.web.listen import describe, hold_until, listen
 
 T = TypeVar("T")
-
-register_events({"receiver.listen_failed": ("role", "error")})
 
 
 class _Root(Resource):
@@ -52,36 +52,17 @@ class _Root(Resource):
         return self.stow
 
 
-class StowChannel(HTTPChannel):
-    """HTTP/1.1 channel that answers an over-long request or header line.
-
-    twisted.web's line reader just drops the connection when a line passes
-    ``MAX_LENGTH`` (16 KiB); a client then sees a reset instead of a reason.
-    """
-
-    def lineLengthExceeded(self, line: bytes) -> None:
-        body = f"a request or header line is longer than {self.MAX_LENGTH} bytes\n".encode()
-        self.transport.write(  # type: ignore[union-attr]
-            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-            b"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
-            b"Content-Length: %d\r\n\r\n" % len(body) + body
-        )
-        self.loseConnection()
-
-
-class _Site(AccessLogAtDebug, Site):
-    """twisted.web's Site with its access log at DEBUG (``stowpair.console``)."""
-
-
-def streaming_site(root: IResource, timeout: float = 60.0) -> Site:
-    """A Site whose requests stream uploads to resources that ask for it.
-
-    ``timeout``: seconds a connection may stay silent (twisted.web's idle timeout);
-    it is suspended while the receiver itself holds the body back (backpressure).
-    """
-    site = _Site(root, timeout=timeout)
+def streaming_site(
+    root: IResource,
+    timeouts: ClientTimeouts | None = None,
+    error_style: ErrorStyle = "json",
+    reactor: Any = None,
+) -> GuardedSite:
+    """A Site whose requests stream uploads to resources that ask for it, with the
+    slow-client bounds of ``timeouts`` (docs/configuration.md). The idle timeout is
+    suspended while the receiver itself holds the body back (backpressure)."""
+    site = GuardedSite(root, timeouts or ClientTimeouts(), error_style, reactor)
     site.requestFactory = StreamingRequest
-    site.protocol = StowChannel  # type: ignore[method-assign, assignment]  # HTTP/1.1 only
     return site
 
 
@@ -100,6 +81,7 @@ class ReceiverService(Service):
         fsync: bool = True,
         role: str = "stowrsd",
         threads: int = 4,
+        timeouts: ClientTimeouts | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         self.reactor = reactor
@@ -110,9 +92,11 @@ class ReceiverService(Service):
         self.resource = StowResource(
             settings, self.storage, reactor, self.run_blocking, random.Random(settings.faults.seed)
         )
-        self.site = streaming_site(_Root(self.resource, metrics))
+        self.site = streaming_site(_Root(self.resource, metrics), timeouts, "text", reactor)
         self.port: IListeningPort | None = None
         self.listening: Deferred[IListeningPort] = Deferred()
+        self._bound = False
+        self._keys: Deferred[None] | None = None  # token signing keys being loaded
 
     def run_blocking(self, f: Callable[[], T]) -> Deferred[T]:
         return deferToThreadPool(self.reactor, self.pool, f)
@@ -122,22 +106,34 @@ class ReceiverService(Service):
         self.pool.start()
         self.storage.prepare()  # mkdir + remove stale temp files, before accepting requests
         validator = self.resource.settings.bearer_validator
-        # Token signing keys are loaded before the first request can come (never fails).
-        d: Deferred[Any] = validator.keys.refresh() if validator else succeed(None)
-        d.addCallback(lambda _: self.endpoint.listen(self.site))
+        # Token signing keys are loaded before the first request is read (never fails).
+        self._keys = validator.keys.refresh() if validator else None
+        self.bind()
+
+    def bind(self) -> None:
+        """Open the listener now (once); raises :class:`ListenError` when the port cannot
+        be opened, so the process stops with one line instead of running without it."""
+        if self._bound:
+            return
+        self._bound = True
+        what = {"stowrsd": "STOW-RS", "emulator": "the stowrsd emulator"}.get(self.role, self.role)
+        d = listen(self.endpoint, self.site, what)  # ListenError: ``listening`` never fires
         d.addCallbacks(self._listening, self._listen_failed)
 
     def _listen_failed(self, failure: Failure) -> None:
+        """A listener that failed later than at once (not TCP or TLS)."""
         self.log.error(
-            "{role} cannot listen: {error}",
-            role=self.role,
-            error=failure.getErrorMessage(),
-            event="receiver.listen_failed",
+            "{error}",
+            tap=self.role,
+            error=describe(failure.value, self.role),
+            event="startup.failed",
         )
         self.listening.errback(failure)
 
     def _listening(self, port: IListeningPort) -> None:
         self.port = port
+        if self._keys is not None:
+            hold_until(port, self._keys)
         addr: Any = port.getHost()
         self.log.info(
             "{role} listening on {host}:{port}",
@@ -161,3 +157,19 @@ class ReceiverService(Service):
     async def _stop(self, port: IListeningPort) -> None:
         await maybeDeferred(port.stopListening)
         self.pool.stop()
+
+
+def emulator_service(cfg: EmulatorConfig, reactor: Any) -> ReceiverService:
+    """The built-in stowrsd emulator of ``twistd -n stowpair`` (the ``[emulator]`` section)."""
+    endpoint = listen_endpoint(reactor, cfg.listener.host, cfg.listener.port, {})
+    settings = ReceiverSettings(path=cfg.path, endpoint="emulator")
+    return ReceiverService(
+        reactor,
+        endpoint,
+        settings,
+        cfg.directory,
+        cfg.layout,
+        cfg.fsync,
+        role="emulator",
+        timeouts=cfg.listener.timeouts,
+    )

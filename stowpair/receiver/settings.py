@@ -57,6 +57,9 @@ class ReceiverSettings:
     #: What this endpoint is, in log events and metrics: ``stowrsd``, ``emulator`` or
     #: ``ingest`` (the archive's STOW-RS ingest).
     endpoint: str = "stowrsd"
+    #: Refuse POSTs from pages of other origins (403; the archive ingest does, stowrsd
+    #: answers CORS like dcm4che's and does not).
+    refuse_cross_site: bool = False
     #: How people set ``max_request_size`` here, named in 413 answers.
     max_request_size_option: str = "--max-request-size"
 

@@ -217,3 +217,41 @@ async def test_bearer_tokens(tmp_path: Path) -> None:
         'Bearer realm="stowpair", scope="admin"'
     ]
     assert 'error="insufficient_scope"' in answers[2].headers.getRawHeaders("WWW-Authenticate")[0]
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Origin": "http://evil.example"}, 403),
+        ({"Sec-Fetch-Site": "cross-site"}, 403),
+        ({"Origin": "null"}, 403),
+        ({}, 202),
+    ],
+    ids=["other origin", "sec-fetch-site", "opaque origin", "same client, no origin"],
+)
+@pytest_twisted.ensureDeferred
+async def test_credentials_do_not_lift_the_cross_site_refusal(
+    service: Any, headers: dict[str, str], status: int
+) -> None:
+    """When a browser sends its cached credentials with a POST from another site's page,
+    the export trigger is refused (403) as without authentication; a client without
+    Origin (curl, the CLI) is served."""
+    path = f"/dcm4chee-arc/aets/E2E/rs/studies/{STUDY}/export/ToDest"
+    response = await call(service, "POST", path, headers={**credentials(), **headers})
+    assert response.code == status, response.body
+
+
+@pytest_twisted.ensureDeferred
+async def test_cross_site_upload_with_credentials_is_refused(service: Any, tmp_path: Path) -> None:
+    """When an upload to the ingest carries right but unchecked credentials and another
+    site's Origin, it is refused 403 once the credentials are checked, before its body
+    is stored."""
+    files = generate_demo_study(tmp_path / "src", 2, size_kb=16, seed=22)
+    parts = [BodyPart(p, "1.2.840.10008.1.2.1", p.stat().st_size) for p in files]
+    producer = MultipartRelatedProducer(parts, Cooperator())
+    response = await call(service, "POST", "/dcm4chee-arc/aets/E2E/rs/studies", data=producer,
+                          headers={"Content-Type": producer.content_type,
+                                   "Origin": "http://evil.example", **credentials()})  # fmt: skip
+    assert response.code == 403
+    assert service.config.archive.storage == tmp_path / "var" / "archive"
+    assert not list(service.config.archive.storage.rglob("*.dcm"))

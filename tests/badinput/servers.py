@@ -22,6 +22,7 @@ from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import deferLater
 
 from stowpair.config.loader import load_config
+from stowpair.config.model import ClientTimeouts
 from stowpair.receiver.service import ReceiverService
 from stowpair.receiver.settings import ReceiverSettings
 from stowpair.service import StowpairService
@@ -45,6 +46,7 @@ name = "badinput"
 ae_titles = ["{aet}"]
 [rest]
 port = 0
+{rest}
 [emulator]
 enabled = false
 [archive]
@@ -76,11 +78,23 @@ class Target:
         await deferLater(reactor, seconds, lambda: None)
 
 
-def start_stowrsd(root: Path, idle: float = IDLE_TIMEOUT, **settings: Any) -> Iterator[Target]:
+def start_stowrsd(
+    root: Path,
+    idle: float = IDLE_TIMEOUT,
+    timeouts: ClientTimeouts | None = None,
+    **settings: Any,
+) -> Iterator[Target]:
     """stowrsd (uid layout, no fsync) under ``root/store``; yields, then stops it."""
     storage = root / "store"
     endpoint = TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1")
-    service = ReceiverService(reactor, endpoint, ReceiverSettings(**settings), storage, fsync=False)
+    service = ReceiverService(
+        reactor,
+        endpoint,
+        ReceiverSettings(**settings),
+        storage,
+        fsync=False,
+        timeouts=timeouts,
+    )
     service.site.timeOut = idle
     service.startService()
     port = pytest_twisted.blockon(service.listening)
@@ -93,12 +107,13 @@ def start_stowrsd(root: Path, idle: float = IDLE_TIMEOUT, **settings: Any) -> It
 
 
 def start_stowpair(
-    root: Path, extra_config: str = "", idle: float = IDLE_TIMEOUT
+    root: Path, extra_config: str = "", idle: float = IDLE_TIMEOUT, rest: str = ""
 ) -> Iterator[Target]:
-    """The whole stowpair service (archive ingest, REST) with its files under ``root``."""
+    """The whole stowpair service (archive ingest, REST) with its files under ``root``;
+    ``rest``: more keys of its ``[rest]`` table."""
     storage = root / "archive"
     conf = root / "stowpair.toml"
-    conf.write_text(SERVICE_CONFIG.format(aet=AET, storage=storage) + extra_config)
+    conf.write_text(SERVICE_CONFIG.format(aet=AET, storage=storage, rest=rest) + extra_config)
     service = StowpairService(load_config(conf), reactor)
     service.startService()
     pytest_twisted.blockon(service.ready)
@@ -114,7 +129,9 @@ def start_stowpair(
 # -- checks ------------------------------------------------------------------------------
 
 #: Statuses a STOW-RS endpoint may answer bad input with (docs/conformance.md).
-STOW_STATUSES = {200, 202, 204, 400, 401, 404, 405, 406, 409, 413, 415, 431}
+STOW_STATUSES = {200, 202, 204, 400, 401, 403, 404, 405, 406, 408, 409, 413, 415, 431}
+#: A Store Instances Response (also for a 400 after the body was read), as asked.
+DICOM_TYPES = ("application/dicom+json", "application/dicom+xml")
 _SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
@@ -133,8 +150,8 @@ def check_answer(r: RawResponse, what: str, incomplete: bool = False) -> None:
     assert b"Traceback" not in r.body, f"{what}: traceback in the body"
     if r.head:
         return  # headers only
-    if r.status in (200, 202, 409) or r.content_type == "application/dicom+json":
-        assert r.content_type in ("application/dicom+json", "application/dicom+xml"), what
+    if r.status in (200, 202, 409) or r.content_type in DICOM_TYPES:
+        assert r.content_type in DICOM_TYPES, what
         if r.content_type == "application/dicom+json":
             # a Store Instances Response (PS3.18 Annex I); bad input is never a
             # processing failure (0x0110): that reason is for the server's own faults

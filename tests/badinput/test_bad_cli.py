@@ -32,6 +32,12 @@ database = "db.sqlite"
 [logging]
 json_file = "-"
 """
+EMULATOR_BUSY = REST_BUSY.replace("port = {port}", "port = 0").replace(
+    "enabled = false", 'enabled = true\nport = {port}\ndirectory = "emu"'
+)
+DIMSE_BUSY = (
+    REST_BUSY.replace("port = {port}", "port = 0") + '[dimse]\nlisten = "127.0.0.1:{port}"\n'
+)
 STORAGE_UNDER_FILE = REST_BUSY.replace('"archive"', '"a-file/archive"').replace("{port}", "0")
 
 
@@ -40,6 +46,8 @@ class Case:
     argv: list[str]
     expected: str  # text the error must contain
     exit_codes: tuple[int, ...] = (1,)
+    #: Only stderr is searched: a tap that ran logs the same error on stdout too.
+    stderr_only: bool = False
 
 
 def _cases(tmp: Path, busy: int) -> dict[str, Case]:
@@ -51,7 +59,9 @@ def _cases(tmp: Path, busy: int) -> dict[str, Case]:
         "bind-word": Case([*stowrsd, "--bind", "nope"], "--bind 'nope'"),
         "bind-port-range": Case([*stowrsd, "--bind", "127.0.0.1:99999"], "port 0-65535"),
         "bind-bad-ip": Case([*stowrsd, "--bind", "999.1.1.1:0"], "not an IP address"),
-        "bind-busy": Case([*stowrsd, "--bind", f"127.0.0.1:{busy}"], "cannot listen", (0, 1)),
+        "bind-busy": Case(
+            [*stowrsd, "--bind", f"127.0.0.1:{busy}"], "stowrsd: cannot listen on", (1,), True
+        ),
         "size": Case([*stowrsd, "--max-request-size", "12Q"], "size '12Q'"),
         "fail-rate": Case([*stowrsd, "--fail-rate", "2"], "--fail-rate '2'"),
         "fail-reason": Case([*stowrsd, "--fail-reason", "ZZZZ"], "--fail-reason"),
@@ -76,7 +86,15 @@ def _cases(tmp: Path, busy: int) -> dict[str, Case]:
             [*stowpair, "-c", str(tmp / "ok.toml"), "--json-log", f"{a_file}/x.json"],
             "JSON log",
         ),
-        "config-rest-busy": Case([*stowpair, "-c", f"{tmp}/busy.toml"], "could not", (0, 1)),
+        "config-rest-busy": Case(
+            [*stowpair, "-c", f"{tmp}/busy.toml"], "for the REST API: Address already", (1,), True
+        ),
+        "config-emulator-busy": Case(
+            [*stowpair, "-c", f"{tmp}/emulator-busy.toml"], "for the stowrsd emulator", (1,), True
+        ),
+        "config-dimse-busy": Case(
+            [*stowpair, "-c", f"{tmp}/dimse-busy.toml"], "for the DICOM listener", (1,), True
+        ),
         "stowpair-option": Case([*stowpair, "--bogus"], "--bogus not recognized"),
         "cli-command": Case([*cli, "bogus"], "invalid choice", (2,)),
         "cli-check-deep": Case([*cli, "config", "check", str(tmp / "deep.toml")], "nested", (1,)),
@@ -101,6 +119,8 @@ def results(
         busy.listen()
         port = busy.getsockname()[1]
         (tmp / "busy.toml").write_text(REST_BUSY.replace("{port}", str(port)))
+        (tmp / "emulator-busy.toml").write_text(EMULATOR_BUSY.replace("{port}", str(port)))
+        (tmp / "dimse-busy.toml").write_text(DIMSE_BUSY.replace("{port}", str(port)))
         cases = _cases(tmp, port)
         env = {k: v for k, v in os.environ.items() if k != "STOWPAIR_UNSET_VAR"}
 
@@ -124,7 +144,7 @@ def test_bad_command_line_gives_one_clear_error(
     """When a command line is wrong, the process ends with one error naming the
     option or file, and no traceback."""
     case, proc = results[name]
-    output = proc.stdout + proc.stderr
+    output = proc.stderr if case.stderr_only else proc.stdout + proc.stderr
     assert "Traceback" not in output, output[-2000:]
     assert proc.returncode in case.exit_codes, (proc.returncode, output[-1500:])
     # twistd prints its usage text (option lines, deeply indented help) before the error
@@ -136,3 +156,5 @@ def test_bad_command_line_gives_one_clear_error(
         and not line.lstrip().startswith("-")
     ]
     assert len(error_lines) == 1, output[-1500:]
+    if case.stderr_only:  # a tap that could not listen: that one line, nothing else
+        assert proc.stderr.strip().splitlines() == error_lines, proc.stderr

@@ -43,7 +43,7 @@ def start_ingest(root: Path) -> Iterator[Target]:
     """The whole stowpair service with ``archive.max_request_bytes = LIMIT``."""
     storage = root / "archive"
     conf = root / "stowpair.toml"
-    text = SERVICE_CONFIG.format(aet=AET, storage=storage).replace(
+    text = SERVICE_CONFIG.format(aet=AET, storage=storage, rest="").replace(
         "[logging]", f"max_request_bytes = {LIMIT}\n[logging]"
     )
     conf.write_text(text)

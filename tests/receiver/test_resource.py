@@ -327,3 +327,27 @@ def test_storage_folder_removed_while_running(make_stub: Callable[..., Stub]) ->
     r = post(stub, [encode(a)])
     assert r.code == 200
     assert len(files(stub.directory)) == 1
+
+
+def test_fault_while_answering_is_500_logged_once(
+    make_stub: Callable[..., Stub], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When answering a stored request raises (a bug), the client gets a plain-text 500,
+    not a hang, and the traceback is logged once."""
+    from twisted.logger import globalLogPublisher
+
+    from stowpair.receiver.resource import StowResource
+
+    def boom(*args: Any) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(StowResource, "respond", boom)
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        r = post(make_stub(), [encode(make_dataset())])
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert r.code == 500 and r.header("Content-Type")[0].startswith("text/plain")
+    assert b"a bug" not in r.body
+    assert [e["event"] for e in events if "log_failure" in e] == ["receiver.error"]

@@ -11,7 +11,7 @@ from twisted.python import usage
 
 from stowpair import tap
 from stowpair.config.model import EmulatorConfig
-from stowpair.receiver.service import ReceiverService
+from stowpair.receiver.service import ReceiverService, emulator_service
 
 
 def test_options_build_settings() -> None:
@@ -49,8 +49,12 @@ def test_options_build_settings() -> None:
         ["--accept-transfer-syntax", "Nope"],
         ["--ignore", "-u"],
         ["--status", "42"],
+        ["--header-timeout", "0"],
+        ["--body-timeout", "soon"],
+        ["--body-min-rate", "-1"],
+        ["--idle-timeout", "-5"],
     ],
-    ids=["rate", "syntax", "layouts", "status"],
+    ids=["rate", "syntax", "layouts", "status", "header", "body", "rate-neg", "idle"],
 )
 def test_bad_options(args: list[str]) -> None:
     """When an option is invalid, a UsageError names it."""
@@ -62,11 +66,22 @@ def test_emulator_service(tmp_path: Path) -> None:
     """When the stowpair config enables the emulator, a receiver listens where it says."""
     reactor = MemoryReactor()
     cfg = EmulatorConfig(directory=tmp_path / "emu", layout="unpack")
-    service = tap.make_emulator_service(cfg, reactor)
+    service = emulator_service(cfg, reactor)
     assert isinstance(service, ReceiverService)
     service.startService()
     assert reactor.tcpServers[0][0] == 18080 and reactor.tcpServers[0][3] == "127.0.0.1"
     service.stopService()
+
+
+def test_timeout_options() -> None:
+    """When the slow-client options are given, the listener's bounds carry them."""
+    o = tap.StowrsdOptions()
+    o.parseOptions(
+        ["--header-timeout", "5", "--body-timeout", "7.5", "--body-min-rate", "0",
+         "--idle-timeout", "30"]
+    )  # fmt: skip
+    t = o["timeouts"]
+    assert (t.header, t.body, t.body_min_rate, t.idle) == (5.0, 7.5, 0.0, 30.0)
 
 
 JWT_OPTION_ERRORS = [
