@@ -83,6 +83,7 @@ register_events(
         "demo.loading": ("instances", "url"),
         "demo.loaded": ("instances", "status", "stored"),
         "demo.failed": ("error",),
+        "rest.insecure": ("host", "port"),
     }
 )
 

@@ -35,6 +35,7 @@ REST_ROUTES: dict[str, frozenset[str]] = {
     "/": frozenset(),
     "/nope": frozenset(),
     "/health": frozenset({"GET", "HEAD"}),
+    "/metrics": frozenset({"GET", "HEAD"}),
     B: frozenset(),
     f"{B}/aets": frozenset(),
     f"{B}/aets/NOPE/rs/studies": frozenset(),
@@ -71,6 +72,7 @@ STOWRSD_ROUTES: dict[str, frozenset[str]] = {
     "/": frozenset(),
     "/stowrs": frozenset(),
     "/health": frozenset({"GET", "HEAD"}),
+    "/metrics": frozenset({"GET", "HEAD"}),
     "/stowrs/studies": STOW,
     "/stowrs/studies/1.2.3": STOW,
 }
@@ -104,7 +106,7 @@ def _is_stow(target: Target, path: str) -> bool:
     """Whether ``path`` is routed to a STOW-RS resource (text/plain refusals)."""
     path = path.split("?")[0]
     if target.name == "stowrsd":
-        return path != "/health"  # every other path is the STOW-RS resource's
+        return path not in ("/health", "/metrics")  # the rest is the STOW-RS resource's
     return path.startswith(S) and re.search(r"/export/[^/]+$", path) is None
 
 
