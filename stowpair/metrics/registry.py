@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Gauge,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
@@ -25,6 +30,9 @@ class Metrics:
     event metrics (:class:`EventMetrics`); ``receiver_only`` for ``twistd -n stowrsd``."""
 
     def __init__(self, receiver_only: bool = False) -> None:
+        # No ``*_created`` series beside every counter and histogram: Prometheus has the
+        # process start time (process_start_time_seconds), and they double the series.
+        disable_created_metrics()
         self.registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)

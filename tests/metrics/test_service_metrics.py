@@ -73,3 +73,4 @@ async def test_export_shows_in_metrics(tmp_path: Path) -> None:
     assert got[("stowpair_queue_oldest_due_task_age_seconds", (("queue", "Export1"),))] == 0
     assert got[("stowpair_exports_total", (("exporter", "ToDest"), ("status", "COMPLETED")))]
     assert ("process_resident_memory_bytes", ()) in got
+    assert not [name for name, _ in got if name.endswith("_created")]
