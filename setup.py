@@ -12,7 +12,12 @@ setup(
     # twisted.plugins is a namespace folder: it must not get an __init__.py,
     # or installing would overwrite Twisted's own (see docs/development.md).
     packages=find_packages(include=["stowpair", "stowpair.*"]) + ["twisted.plugins"],
-    package_data={"stowpair": ["py.typed"], "twisted": ["plugins/stowpair_plugin.py"]},
+    package_data={
+        "stowpair": ["py.typed"],
+        # the console's files (docs/console.md): no build step, served as they are
+        "stowpair.ui": ["static/*.html", "static/*.css", "static/*.svg", "static/js/*.js"],
+        "twisted": ["plugins/stowpair_plugin.py"],
+    },
     install_requires=[
         "twisted>=24.7.0",
         "treq>=24.9.1",
@@ -39,6 +44,8 @@ setup(
             "mypy-zope>=1.0.5",
             "dicomweb-client>=0.59",
             "types-requests",
+            # browser tests of the console, with the system Chromium (no browser download)
+            "playwright>=1.45",
         ],
         "bench": ["matplotlib>=3.8"],
     },

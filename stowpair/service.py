@@ -60,9 +60,10 @@ from stowpair.queue.manager import TaskManager
 from stowpair.queue.scheduler import ExportScheduler
 from stowpair.queue.service import QueueService
 from stowpair.queue.store import SQLiteTaskStore
-from stowpair.receiver.service import emulator_service, streaming_site
+from stowpair.receiver.service import ReceiverService, emulator_service, streaming_site
 from stowpair.receiver.settings import ReceiverSettings
 from stowpair.receiver.storage import INCOMING
+from stowpair.ui.resource import ConsoleRedirect, ConsoleResource
 from stowpair.web.listen import ListenError, describe, hold_until, listen
 
 T = TypeVar("T")
@@ -115,6 +116,7 @@ class StowpairService(MultiService):
         self.internal_token = secrets.token_urlsafe(32)
         self.rest_port: IListeningPort | None = None
         self.dimse: DimseService | None = None
+        self._emulator: ReceiverService | None = None
         self.ready: Deferred[None] = Deferred()
         self._reloading = False
 
@@ -173,10 +175,15 @@ class StowpairService(MultiService):
             sync_export=self._sync_export,
             ingest_resource_for=self._ingest_for,
             reload=self.reload,
+            index=self.index,
+            loaded_time=self.reactor.seconds(),
         )
         self._ingest: dict[str, IResource] = {}
         self._root.putChild(b"health", HealthResource())
         self._root.putChild(b"dcm4chee-arc", Dcm4cheeArcResource(self.api))
+        self._root.putChild(b"ui", ConsoleResource())
+        self._root.putChild(b"", ConsoleRedirect())
+        self.api.emulator = self._emulator
         QueueService(self.tasks, self.scheduler).setServiceParent(self)
         # After the queue: stopped before it, so no gauge query outlives the store.
         self.metrics = Metrics()
@@ -217,6 +224,7 @@ class StowpairService(MultiService):
                 emulator.bind()
                 emulator.listening.addCallback(bound)
                 emulator.setServiceParent(self)
+                self._emulator = emulator
             if cfg.dimse.enabled:
                 self.dimse = DimseService(cfg.dimse, _ArchiveWhenOpen(self), self.reactor)
                 try:
@@ -412,6 +420,7 @@ class StowpairService(MultiService):
                 errors=e.errors,
                 event="config.reload_refused",
             )
+            self.api.record_reload(e.errors)
             return e.errors
         auth_changed = new.rest_auth != self.config.rest_auth
         policy = self._access_policy(new) if auth_changed else None
@@ -427,12 +436,16 @@ class StowpairService(MultiService):
         self.api.set_config(new)
         self.exporter.reconfigure(new.webapps, new.keycloak_clients)
         self.dicom_exporter.reconfigure(new.remote_aes)
+        summary = (
+            changes_text(applied)
+            + ("; rest.auth changed" if auth_changed else "")
+            + "".join(f"; {c}" for c in changes)
+        )
+        self.api.record_reload([], summary)
         self.log.info(
             "Configuration reloaded from {source}: {summary}",
             source=str(path),
-            summary=changes_text(applied)
-            + ("; rest.auth changed" if auth_changed else "")
-            + "".join(f"; {c}" for c in changes),
+            summary=summary,
             changes=changes,
             **applied,
             event="config.reloaded",
@@ -507,8 +520,9 @@ class _ArchiveWhenOpen:
 
 
 class _RestRoot(Resource):
-    """``/`` of the REST listener: its children, else a JSON 404 (docs/rest-api.md).
-    Children are put in once the service built them; no request is read before."""
+    """``/`` of the REST listener: its children (``/`` itself redirects to the console),
+    else a JSON 404 (docs/rest-api.md). Children are put in once the service built them;
+    no request is read before."""
 
     def getChild(self, path: bytes, request: Any) -> IResource:
         return ErrorResource(404, f"No such resource: {_shown_path(request)}")

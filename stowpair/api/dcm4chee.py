@@ -7,6 +7,9 @@ Mount :class:`Dcm4cheeArcResource` as the child ``dcm4chee-arc`` of the REST roo
     /monitor/export[...]                task list, count, cancel, reschedule, delete, batch
     /queue, /queue/{queueName}[...]     queues; one queue's tasks (QueueManagerRS)
     /ctrl/reload, /ctrl/status          configuration reload; {"status":"STARTED"}
+    /ctrl/config                        the running configuration, secrets masked (ours)
+    /monitor/emulator                   the emulator's last requests (ours)
+    GET /aets/{AET}/rs/studies          QIDO-RS study search; /rs/{level}/count
 
 ``ingest_resource_for(aet)`` returns the resource mounted at ``/aets/{AET}/rs``; it
 sees ``studies`` and ``studies/{uid}`` as its remaining path, like stowrsd's root at
@@ -16,15 +19,18 @@ its service path.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 
+from stowpair.api.config_view import ConfigResource, ReloadRecord
+from stowpair.api.emulator_view import EmulatorResource
 from stowpair.api.monitor import MonitorExportResource
 from stowpair.api.params import ApiError, parse_scheduled_time, single
+from stowpair.api.qido import Level, QidoResource, SearchMethodRefusal, StudyIndex
 from stowpair.api.queues import StatusResource, queue_resource
 from stowpair.api.respond import (
     Answer,
@@ -40,6 +46,9 @@ from stowpair.queue import events as _events  # noqa: F401  (registers event nam
 from stowpair.queue.manager import TaskManager
 from stowpair.queue.model import NewTask
 
+if TYPE_CHECKING:
+    from stowpair.receiver.service import ReceiverService
+
 #: (aet, study, series or "*", sop or "*", webapp name) -> (HTTP status, JSON body).
 SyncExport = Callable[[str, str, str, str, str], Deferred[tuple[int, dict[str, Any]]]]
 IngestFor = Callable[[str], IResource | None]
@@ -47,7 +56,11 @@ Reload = Callable[[], Deferred[list[str]]]
 
 
 class Dcm4cheeApi:
-    """What the ``/dcm4chee-arc`` resources share; ``set_config`` after a reload."""
+    """What the ``/dcm4chee-arc`` resources share; ``set_config`` after a reload.
+
+    ``index`` answers the study search, ``emulator`` (set once it is built) the emulator's
+    recent requests; without them those routes answer 404 / "disabled".
+    """
 
     def __init__(
         self,
@@ -56,6 +69,8 @@ class Dcm4cheeApi:
         sync_export: SyncExport | None = None,
         ingest_resource_for: IngestFor | None = None,
         reload: Reload | None = None,
+        index: StudyIndex | None = None,
+        loaded_time: float | None = None,
     ) -> None:
         self.config = config
         self.manager = manager
@@ -63,9 +78,20 @@ class Dcm4cheeApi:
         self.ingest_resource_for = ingest_resource_for
         self.reload = reload
         self.reloading = False
+        self.index = index
+        self.emulator: ReceiverService | None = None
+        #: When the running configuration was loaded (None: not known), and the last
+        #: reload's outcome.
+        self.loaded_time = loaded_time
+        self.last_reload: ReloadRecord | None = None
 
     def set_config(self, config: Config) -> None:
         self.config = config
+        self.loaded_time = self.manager.now()
+
+    def record_reload(self, errors: list[str], summary: str = "") -> None:
+        """Remember a reload's outcome: refused with ``errors``, or applied."""
+        self.last_reload = ReloadRecord(self.manager.now(), tuple(errors), summary)
 
 
 class Dcm4cheeArcResource(Resource):
@@ -87,6 +113,10 @@ class Dcm4cheeArcResource(Resource):
             return MonitorExportResource(self.api)
         if path == b"ctrl" and _postpath(request) == [b"reload"]:
             return ReloadResource(self.api)
+        if path == b"ctrl" and _postpath(request) == [b"config"]:
+            return ConfigResource(self.api)
+        if path == b"monitor" and _postpath(request) == [b"emulator"]:
+            return EmulatorResource(self.api)
         return ErrorResource(404, f"No such resource: {_shown_path(request)}")
 
 
@@ -102,9 +132,17 @@ class _AetsResource(Resource):
         if _postpath(request)[:1] != [b"rs"]:
             return ErrorResource(404, f"No such resource: {_shown_path(request)}")
         _shift(request)
-        parsed = _export_path([p.decode("utf-8", "replace") for p in _postpath(request)])
+        rest = [p.decode("utf-8", "replace") for p in _postpath(request)]
+        parsed = _export_path(rest)
         if parsed is not None:
             return ExportResource(self.api, aet, *parsed)
+        search = _search_path(rest)
+        if search is not None and request.method in (b"GET", b"HEAD"):
+            return QidoResource(self.api.index, *search)
+        if search is not None and search[1]:  # a count: the search's alone
+            return SearchMethodRefusal("GET, HEAD", "json")
+        if search is not None and request.method not in (b"POST", b"OPTIONS"):
+            return SearchMethodRefusal("GET, HEAD, OPTIONS, POST", "text")  # and STOW-RS
         ingest = self.api.ingest_resource_for(aet) if self.api.ingest_resource_for else None
         if ingest is None:
             return ErrorResource(404, f"No STOW-RS ingest service for Application Entity {aet}")
@@ -123,6 +161,22 @@ def _shift(request: Request) -> None:
     """Consume one more path segment, as resource traversal would."""
     assert request.postpath and request.prepath is not None
     request.prepath.append(request.postpath.pop(0))
+
+
+def _search_path(path: list[str]) -> tuple[Level, bool] | None:
+    """(level, count) for ``studies`` and ``{studies|series|instances}/count``."""
+    while path and path[-1] == "":
+        path = path[:-1]
+    match path:
+        case ["studies"]:
+            return "studies", False
+        case ["studies", "count"]:
+            return "studies", True
+        case ["series", "count"]:
+            return "series", True
+        case ["instances", "count"]:
+            return "instances", True
+    return None
 
 
 def _export_path(path: list[str]) -> tuple[str, str, str, str] | None:

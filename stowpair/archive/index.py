@@ -20,6 +20,15 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from stowpair.archive.model import InstanceRecord, QueryResult
+from stowpair.archive.studies import (
+    ArchiveCounts,
+    StudyQuery,
+    StudySummary,
+    counts_sql,
+    modalities_sql,
+    studies_sql,
+    summaries,
+)
 from stowpair.logs import register_events
 
 T = TypeVar("T")
@@ -221,6 +230,19 @@ class SQLiteIndex:
         row = self._db().execute(_SELECT + " WHERE i.sop_instance_uid = ?", (sop_uid,)).fetchone()
         return None if row is None else _record(row)
 
+    def _studies(self, query: StudyQuery) -> list[StudySummary]:
+        conn = self._db()
+        sql, params = studies_sql(query)
+        rows = conn.execute(sql, params).fetchall()
+        uids = [row[0] for row in rows]
+        pairs = conn.execute(modalities_sql(len(uids)), uids).fetchall() if uids else []
+        return summaries(rows, pairs)
+
+    def _counts(self, query: StudyQuery) -> ArchiveCounts:
+        sql, params = counts_sql(query)
+        studies, series, instances = self._db().execute(sql, params).fetchone()
+        return ArchiveCounts(int(studies), int(series), int(instances))
+
     def _scalar(self, sql: str) -> int:
         return int(self._db().execute(sql).fetchone()[0])
 
@@ -255,6 +277,14 @@ class SQLiteIndex:
     def count_studies(self) -> Deferred[int]:
         """The number of indexed studies that hold at least one instance."""
         return self._run(self._scalar, "SELECT COUNT(DISTINCT study_uid) FROM instance")
+
+    def studies(self, query: StudyQuery) -> Deferred[list[StudySummary]]:
+        """Matching studies, newest received first (QIDO-RS ``/rs/studies``)."""
+        return self._run(self._studies, query)
+
+    def counts(self, query: StudyQuery) -> Deferred[ArchiveCounts]:
+        """Studies, series and instances of the matching studies."""
+        return self._run(self._counts, query)
 
     def has_instances(self) -> Deferred[bool]:
         """True when at least one instance is indexed (the service's demo-on-empty check)."""

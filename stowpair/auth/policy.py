@@ -106,7 +106,7 @@ class AccessPolicy:
     def decide(self, request: Any, target: Any) -> Verdict:
         """None (allowed), a Refusal, or a Deferred of one of them."""
         access = getattr(target, "access", None)
-        if access in ("health", "metrics") and getattr(self.auth, access) == "open":
+        if access in ("health", "metrics", "console") and getattr(self.auth, access) == "open":
             return None
         if getattr(target, "authenticates_itself", False):
             return None  # the archive's ingest with [ingest]: its own token validation

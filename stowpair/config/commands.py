@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 from stowpair.config.durations import format_duration
+from stowpair.config.effective import (
+    auth_text,
+    effective_properties,
+    ingest_text,
+    keycloak_text,
+    rest_auth_text,
+)
 from stowpair.config.errors import ConfigError
 from stowpair.config.loader import load_config
 from stowpair.config.model import (
     DCM4CHEE_WEBAPP_PROPERTIES,
     EXTRA_WEBAPP_PROPERTIES,
-    BearerAuth,
     Config,
-    KeycloakClient,
     Queue,
     WebApplication,
     WebAppProperties,
 )
 from stowpair.config.secret import Secret, SecretError
-from stowpair.exporter.client import idle_timeout_of
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -95,36 +98,10 @@ def _import_ldif(args: argparse.Namespace) -> int:
     return 0
 
 
-def _value_text(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, tuple):
-        return ",".join(value) or "*"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)  # a Secret shows its reference or ********
-
-
 def property_lines(props: WebAppProperties) -> list[str]:
     """Every property's effective value: dcm4chee's seven, then our additions, with what
     an unset one means (secrets masked by ``Secret``)."""
-    values = {f.name.replace("_", "-"): getattr(props, f.name) for f in fields(props)}
-    shown = {name: _value_text(value) for name, value in values.items()}
-    if not props.transfer_syntax:
-        shown["transfer-syntax"] = "* (as stored)"
-    if props.connect_timeout is None or props.connect_timeout <= 0:
-        shown["connect-timeout"] = "none (the system's)"
-    idle = idle_timeout_of(WebApplication("", "", properties=props))
-    if props.response_timeout is None:
-        shown["response-timeout"] = f"{idle:g} (default)"
-    elif idle is None:
-        shown["response-timeout"] = "none"
-    if props.ca_file is None:
-        shown["ca-file"] = "- (system CAs)"
-    if props.max_request_bytes is None:
-        shown["max-request-bytes"] = "- (no cap)"
+    shown = effective_properties(props)
     dcm4chee = [f"{n}={shown[n]}" for n in DCM4CHEE_WEBAPP_PROPERTIES]
     ours = [f"{n}={shown[n]}" for n in EXTRA_WEBAPP_PROPERTIES]
     return [f"properties: {' '.join(dcm4chee)}", f"additions: {' '.join(ours)}"]
@@ -160,61 +137,6 @@ def secret_warnings(config: Config) -> list[str]:
     return warnings
 
 
-def _keycloak_text(client: KeycloakClient) -> str:
-    """A Keycloak client in one line; secrets as ``********`` or their reference."""
-    who = f"client-id {client.client_id}"
-    if client.client_secret is not None:
-        who += f", client-secret {client.client_secret}"
-    if client.grant_type == "password":
-        who += f", uid {client.uid}, user-password {client.user_password}"
-    extra = [
-        f"{k} {v}"
-        for k, v in (
-            ("scope", client.scope),
-            ("audience", client.audience),
-            ("resource", client.resource),
-        )
-        if v
-    ]
-    tls = [
-        k
-        for k, v in (
-            ("allow-any-hostname", client.allow_any_hostname),
-            ("disable-trust-manager", client.disable_trust_manager),
-        )
-        if v
-    ]
-    return (
-        f"OAuth 2.0 {client.grant_type} at {client.token_url} ({who}, {client.client_auth}"
-        + "".join(f", {e}" for e in extra + tls)
-        + ")"
-    )
-
-
-def auth_text(app: WebApplication, config: Config) -> str:
-    """The Authorization a web app's requests carry (dcm4chee's precedence: Keycloak
-    client, then bearer-token, then basic-auth); secrets masked."""
-    props = app.properties
-    if app.keycloak_client:
-        client = config.keycloak_clients.get(app.keycloak_client)
-        if client is None:
-            return f"Bearer token from keycloak client {app.keycloak_client}: NOT DEFINED"
-        text = f"Bearer token from keycloak client {client.name}: {_keycloak_text(client)}"
-        ignored = [
-            n
-            for n, v in (("bearer-token", props.bearer_token), ("basic-auth", props.basic_auth))
-            if v
-        ]
-        if ignored:
-            text += f"; {' and '.join(ignored)} ignored (keycloak-client takes precedence)"
-        return text
-    if props.bearer_token is not None:
-        return f"Bearer token {props.bearer_token}"
-    if props.basic_auth is not None:
-        return f"HTTP Basic {props.basic_auth}"
-    return "none"
-
-
 def _webapp_lines(app: WebApplication | None, name: str, config: Config) -> list[str]:
     if app is None:
         return [f"    -> web app {name}: NOT DEFINED"]
@@ -226,18 +148,6 @@ def _webapp_lines(app: WebApplication | None, name: str, config: Config) -> list
     lines += [f"       {line}" for line in property_lines(app.properties)]
     lines.append(f"       auth: {auth_text(app, config)}")
     return lines
-
-
-def _ingest_text(auth: BearerAuth | None) -> str:
-    if auth is None:
-        return "open (no [ingest] table: no Bearer token required)"
-    checks = [
-        f"issuer {auth.issuer}" if auth.issuer else "",
-        f"keys {auth.jwks}" if auth.jwks else "keys from the issuer's discovery",
-        f"audience {auth.audience}" if auth.audience else "audience not checked",
-        f"scope {' '.join(auth.required_scopes)}" if auth.required_scopes else "",
-    ]
-    return "Bearer JWT access token required (" + ", ".join(c for c in checks if c) + ")"
 
 
 def _dimse_line(config: Config) -> str:
@@ -273,21 +183,6 @@ def _queue_line(queue: Queue) -> str:
     )
 
 
-def _rest_auth_text(config: Config) -> str:
-    """``[rest.auth]`` in a few words: kind, users (names and hash schemes), open paths."""
-    auth = config.rest_auth
-    if auth is None:
-        return "no authentication" + (" (insecure = true)" if config.rest_insecure else "")
-    if auth.kind == "basic":
-        users = ", ".join(f"{name} ({value.split('$')[1]})" for name, value in auth.users.items())
-        what = f"Basic auth, users {users}"
-    else:
-        b = auth.bearer
-        what = f"Bearer JWT ({(b.issuer or b.jwks) if b else '?'})"
-    opened = [p for p in ("health", "metrics") if getattr(auth, p) == "open"]
-    return what + (f"; open: {', '.join('/' + p for p in opened)}" if opened else "")
-
-
 def summary_lines(config: Config) -> list[str]:
     """Human summary of a valid configuration; secrets are masked."""
     emulator = config.emulator
@@ -296,7 +191,7 @@ def summary_lines(config: Config) -> list[str]:
         f"device {config.device.name}, AE titles {', '.join(config.device.ae_titles)}",
         f"REST http://{config.rest.host}:{config.rest.port}"
         + ("" if config.rest.enabled else " (disabled)")
-        + f", {_rest_auth_text(config)}",
+        + f", {rest_auth_text(config)}",
         f"emulator http://{emulator.listener.host}:{emulator.listener.port}{emulator.path} -> "
         f"{emulator.directory} ({emulator.layout})"
         if emulator.enabled
@@ -325,8 +220,8 @@ def summary_lines(config: Config) -> list[str]:
         lines.append(f"web apps not used by any exporter: {', '.join(unused)}")
     if config.keycloak_clients:
         lines.append(f"keycloak clients ({len(config.keycloak_clients)}):")
-        lines += [f"  {c.name}: {_keycloak_text(c)}" for c in config.keycloak_clients.values()]
-    lines.append(f"ingest: {_ingest_text(config.ingest_auth)}")
+        lines += [f"  {c.name}: {keycloak_text(c)}" for c in config.keycloak_clients.values()]
+    lines.append(f"ingest: {ingest_text(config.ingest_auth)}")
     lines.append(f"queues ({len(config.queues)}):")
     lines += [_queue_line(q) for q in config.queues.values()]
     lines.append(f"rules ({len(config.rules)}):")

@@ -192,8 +192,8 @@ class RestAuth:
 
     ``basic``: HTTP Basic against ``users`` (user name -> password hash from
     ``stowpair hash-password``); ``bearer``: JWT access tokens validated with
-    ``bearer``. ``health`` and ``metrics`` say whether ``/health`` and ``/metrics``
-    need credentials too.
+    ``bearer``. ``health``, ``metrics`` and ``console`` say whether ``/health``,
+    ``/metrics`` and the console's files (``/ui/``, ``/``) need credentials too.
     """
 
     kind: Literal["basic", "bearer"]
@@ -202,6 +202,7 @@ class RestAuth:
     realm: str = "stowpair"
     health: Literal["open", "protected"] = "open"
     metrics: Literal["open", "protected"] = "protected"
+    console: Literal["open", "protected"] = "protected"
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from stowpair.config.model import Config, RestAuth
 
 AUTH_TYPES = ("basic", "bearer")
 ACCESS = ("open", "protected")
-AUTH_KEYS = ("type", "realm", "health", "metrics", "users", *INGEST_KEYS)
+AUTH_KEYS = ("type", "realm", "health", "metrics", "console", "users", *INGEST_KEYS)
 
 
 def is_loopback(host: str) -> bool:
@@ -58,6 +58,7 @@ def read_rest_auth(rest: Section) -> RestAuth | None:
         realm=realm,
         health=_access(section, "health", "open"),
         metrics=_access(section, "metrics", "protected"),
+        console=_access(section, "console", "protected"),
     )
     if kind == "basic":
         for key in INGEST_KEYS:

@@ -41,6 +41,7 @@ from stowpair.receiver.http_util import (
     stow_status,
 )
 from stowpair.receiver.mpr_parser import MAX_BOUNDARY, ContentTypeError, parse_content_type
+from stowpair.receiver.recent import ReceivedRequest, RecentRequests, count_reasons
 from stowpair.receiver.request import EarlyResponse, StreamingRequest
 from stowpair.receiver.settings import ReceiverSettings
 from stowpair.receiver.storage import BlockingRunner, RequestContext, StorageBackend
@@ -161,6 +162,8 @@ class StowResource(Resource):
         self.run_blocking = run_blocking
         self.rng = rng or random.Random(settings.faults.seed)
         self.source = source
+        #: The last requests answered (the console's emulator page).
+        self.recent = RecentRequests()
 
     # -- routing -------------------------------------------------------------
 
@@ -494,6 +497,23 @@ class StowResource(Resource):
         error: str | None = None,
     ) -> None:
         r = result or TransactionResult()
+        elapsed = self.clock.seconds() - started
+        self.recent.add(
+            ReceivedRequest(
+                time=started,
+                method=(request.method or b"").decode("latin-1"),
+                path=(request.path or b"").decode("latin-1")[:300],
+                peer=_peer(request),
+                status=status,
+                parts=r.parts,
+                stored=len(r.stored),
+                failed=len(r.failed),
+                bytes=r.bytes,
+                elapsed=elapsed,
+                error=(error or r.syntax_error or r.limit_error),
+                failure_reasons=count_reasons([f.failure_reason for f in r.failed]),
+            )
+        )
         self.log.info(
             "{method} {path} from {peer}: {status}, {parts} parts, {stored} stored,"
             " {failed} failed, {bytes} bytes in {elapsed:.3f}s",
@@ -505,7 +525,7 @@ class StowResource(Resource):
             parts=r.parts,
             stored=len(r.stored),
             failed=len(r.failed),
-            elapsed=self.clock.seconds() - started,
+            elapsed=elapsed,
             error=error or r.syntax_error,
             endpoint=self.settings.endpoint,
             event="receiver.request",

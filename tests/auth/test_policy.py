@@ -161,12 +161,22 @@ def test_wrong_password_is_not_remembered() -> None:
         ("metrics", {}, False),
         ("health", {"health": "protected"}, False),
         ("metrics", {"metrics": "open"}, True),
+        ("console", {}, False),
+        ("console", {"console": "open"}, True),
     ],
-    ids=["health default", "metrics default", "health protected", "metrics open"],
+    ids=[
+        "health default",
+        "metrics default",
+        "health protected",
+        "metrics open",
+        "console default",
+        "console open",
+    ],
 )
 def test_health_and_metrics(access: str, settings: dict[str, Any], open_: bool) -> None:
-    """When /health or /metrics is asked for without credentials, it is open or refused
-    as configured (default: /health open, /metrics protected)."""
+    """When /health, /metrics or the console's files are asked for without credentials,
+    they are open or refused as configured (default: /health open, the others
+    protected)."""
     verdict = basic_policy(**settings).decide(request(), Target(access=access))
     assert (verdict is None) == open_
 

@@ -41,7 +41,10 @@ PROTECTED = [
     ("DELETE", "/dcm4chee-arc/monitor/export/1"),
     ("POST", "/dcm4chee-arc/ctrl/reload"),
     ("GET", "/ui/"),
+    ("GET", "/ui/js/app.js"),
     ("GET", "/ui/events"),
+    ("GET", "/dcm4chee-arc/aets/E2E/rs/studies"),
+    ("GET", "/dcm4chee-arc/ctrl/config"),
     ("GET", "/metrics"),
     ("GET", "/no/such/path"),
     ("GET", "/"),
@@ -103,14 +106,18 @@ async def test_wrong_password_401(service: Any, method: str, path: str) -> None:
         ("GET", "/metrics", 200),
         ("GET", "/health", 200),
         ("GET", "/dcm4chee-arc/monitor/export/count", 200),
+        ("GET", "/ui/", 200),
+        ("GET", "/ui/js/app.js", 200),
+        ("GET", "/", 302),
+        ("GET", "/dcm4chee-arc/aets/E2E/rs/studies", 200),
         ("GET", "/no/such/path", 404),
     ],
 )
 @pytest_twisted.ensureDeferred
 async def test_with_credentials(service: Any, method: str, path: str, status: int) -> None:
     """When the right credentials are sent, the route answers as without authentication
-    (200; 404 where nothing is)."""
-    response = await call(service, method, path, headers=credentials())
+    (200; the redirect of / to the console; 404 where nothing is)."""
+    response = await call(service, method, path, headers=credentials(), allow_redirects=False)
     assert response.code == status
 
 
@@ -255,3 +262,25 @@ async def test_cross_site_upload_with_credentials_is_refused(service: Any, tmp_p
     assert response.code == 403
     assert service.config.archive.storage == tmp_path / "var" / "archive"
     assert not list(service.config.archive.storage.rglob("*.dcm"))
+
+
+@pytest_twisted.ensureDeferred
+async def test_console_open(tmp_path: Path) -> None:
+    """When console = "open", the console's files and / answer without credentials while
+    the API it calls still needs them."""
+    conf = tmp_path / "stowpair.toml"
+    text = CONFIG.format(url="http://127.0.0.1:9/stowrs")
+    auth = AUTH.format(hash=hash_password("s3cret", ln=4)).replace(
+        'type = "basic"', 'type = "basic"\nconsole = "open"'
+    )
+    conf.write_text(text + auth)
+    service = StowpairService(load_config(conf), reactor)
+    service.startService()
+    try:
+        codes = [
+            (await call(service, "GET", path, allow_redirects=False)).code
+            for path in ("/ui/", "/ui/js/app.js", "/", "/dcm4chee-arc/monitor/export")
+        ]
+    finally:
+        await service.stopService()
+    assert codes == [200, 200, 302, 401]

@@ -32,7 +32,9 @@ queue = "Export1"
 
 #: route -> methods it serves (empty: no such resource, 404 for every method).
 REST_ROUTES: dict[str, frozenset[str]] = {
-    "/": frozenset(),
+    "/": frozenset({"GET", "HEAD"}),  # redirects to the console
+    "/ui/": frozenset({"GET", "HEAD"}),
+    "/ui/js/app.js": frozenset({"GET", "HEAD"}),
     "/nope": frozenset(),
     "/health": frozenset({"GET", "HEAD"}),
     "/metrics": frozenset({"GET", "HEAD"}),
@@ -43,7 +45,10 @@ REST_ROUTES: dict[str, frozenset[str]] = {
     f"{S}/1.2.3/series/1.2.3.4/export/ToDest": frozenset({"POST"}),
     f"{S}/1.2.3/series/1.2.3.4/instances/1.2.3.4.5/export/ToDest": frozenset({"POST"}),
     f"{S}/1.2.3/export/stowrs:dest": frozenset({"POST"}),
-    S: STOW,
+    S: STOW | {"GET", "HEAD"},  # STOW-RS ingest and QIDO-RS study search
+    f"{S}/count": frozenset({"GET", "HEAD"}),
+    f"{B}/aets/{AET}/rs/series/count": frozenset({"GET", "HEAD"}),
+    f"{B}/aets/{AET}/rs/instances/count": frozenset({"GET", "HEAD"}),
     f"{S}/1.2.3": STOW,
     M: frozenset({"GET", "HEAD", "DELETE"}),
     f"{M}/count": frozenset({"GET", "HEAD"}),
@@ -57,6 +62,8 @@ REST_ROUTES: dict[str, frozenset[str]] = {
     f"{M}/1/reschedule/ToDest": frozenset({"POST"}),
     f"{B}/ctrl/reload": frozenset({"POST"}),
     f"{B}/ctrl/status": frozenset({"GET", "HEAD"}),
+    f"{B}/ctrl/config": frozenset({"GET", "HEAD"}),
+    f"{B}/monitor/emulator": frozenset({"GET", "HEAD"}),
     f"{B}/ctrl": frozenset(),
     f"{B}/queue": frozenset({"GET", "HEAD"}),
     f"{B}/queue/NOPE": frozenset(),
@@ -102,12 +109,18 @@ def _routes(target: Target) -> dict[str, frozenset[str]]:
     return STOWRSD_ROUTES if target.name == "stowrsd" else REST_ROUTES
 
 
-def _is_stow(target: Target, path: str) -> bool:
-    """Whether ``path`` is routed to a STOW-RS resource (text/plain refusals)."""
+def _is_stow(target: Target, path: str, method: str) -> bool:
+    """Whether ``method`` on ``path`` is routed to a STOW-RS resource (text/plain
+    refusals): the archive's ``/rs/`` paths but the export triggers, GET and HEAD of
+    ``/rs/studies`` (the QIDO-RS search) and the ``/count`` paths (JSON)."""
     path = path.split("?")[0]
     if target.name == "stowrsd":
         return path not in ("/health", "/metrics")  # the rest is the STOW-RS resource's
-    return path.startswith(S) and re.search(r"/export/[^/]+$", path) is None
+    rs = f"{B}/aets/{AET}/rs"
+    counts = {f"{rs}/{level}/count" for level in ("studies", "series", "instances")}
+    if path.rstrip("/") in counts or (method in ("GET", "HEAD") and path.rstrip("/") == S):
+        return False
+    return path.startswith(f"{rs}/") and re.search(r"/export/[^/]+$", path) is None
 
 
 async def _send(target: Target, method: str, path: str) -> RawResponse:
@@ -151,7 +164,7 @@ async def test_every_method_on_every_route(
     for route, allowed in _routes(target).items():
         what = f"{method} {route} on {target.name}"
         r = await _send(target, method, route)
-        text = _check_shape(r, _is_stow(target, route), what)
+        text = _check_shape(r, _is_stow(target, route, method), what)
         if not allowed:
             assert r.status == 404, (what, r.status)
         elif method in allowed:
@@ -181,7 +194,7 @@ async def test_undecodable_bytes_get_400(
         # raw bytes are refused with the request line, before any route is known: in the
         # listener's style (JSON on the REST listener, text on stowrsd)
         raw = any(ord(c) > 0x7E for c in path)
-        stow = target.name == "stowrsd" if raw else _is_stow(target, path)
+        stow = target.name == "stowrsd" if raw else _is_stow(target, path, method)
         text = _check_shape(r, stow, what)
         assert r.status == 400, (what, r.status, r.body[:200])
         assert r.head or "UTF-8" in text or "percent-encode" in text, (what, text)

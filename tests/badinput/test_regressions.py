@@ -88,9 +88,11 @@ async def test_non_token_method_gets_400(target: Target) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_stow_405_is_plain_text(target: Target) -> None:
-    """When a STOW-RS path gets GET, the 405 says text/plain (it was text/html)."""
+    """When a STOW-RS path gets GET (PUT on the archive, where GET is QIDO-RS), the 405
+    says text/plain (it was text/html)."""
     path = target.prefix.encode() + b"/studies"
-    r = await target.send(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    method = b"PUT" if path.startswith(b"/dcm4chee-arc/") else b"GET"
+    r = await target.send(method + b" " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
     assert r.status == 405
     assert r.content_type == "text/plain"
 

@@ -37,6 +37,7 @@ class Stub:
     agent: RequestTraversalAgent
     clock: Clock
     directory: Path
+    resource: StowResource | None = None
 
     def post(
         self, body: bytes, content_type: str, path: str = "/stowrs/studies", **headers: str
@@ -61,7 +62,7 @@ def make_stub(tmp_path: Path) -> Callable[..., Stub]:
         if streaming:  # else twisted.web's Request: the body is buffered, then rendered
             agent._serverFactory.requestFactory = StreamingRequest
         client = HTTPClient(agent, data_to_body_producer=_SynchronousProducer)
-        return Stub(client, agent, clock, tmp_path / "store")
+        return Stub(client, agent, clock, tmp_path / "store", resource)
 
     return make
 
