@@ -65,7 +65,7 @@ def _check(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
         return 1
     lines = summary_lines(config)
-    warnings = secret_warnings(config)
+    warnings = secret_warnings(config) + auth_warnings(config)
     if warnings:
         count = f"{len(warnings)} warning{'s' if len(warnings) > 1 else ''}"
         lines[0] = lines[0].replace(": OK", f": OK, {count} (on stderr)", 1)
@@ -105,6 +105,19 @@ def property_lines(props: WebAppProperties) -> list[str]:
     dcm4chee = [f"{n}={shown[n]}" for n in DCM4CHEE_WEBAPP_PROPERTIES]
     ours = [f"{n}={shown[n]}" for n in EXTRA_WEBAPP_PROPERTIES]
     return [f"properties: {' '.join(dcm4chee)}", f"additions: {' '.join(ours)}"]
+
+
+def auth_warnings(config: Config) -> list[str]:
+    """A valid ``[rest.auth]`` that will surprise: the console's files protected by Bearer
+    tokens, which a browser has none of for the page itself."""
+    auth = config.rest_auth
+    if auth is not None and auth.kind == "bearer" and auth.console == "protected":
+        return [
+            'warning: rest.auth: type bearer with console = "protected": a browser cannot'
+            ' load the console (it has no token for the page itself); set console = "open"'
+            " to use it (its API calls still need the token)"
+        ]
+    return []
 
 
 def secret_warnings(config: Config) -> list[str]:

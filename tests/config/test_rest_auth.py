@@ -163,3 +163,16 @@ def test_config_check_shows_authentication(tmp_path: Path, text: str, line: str)
     lines = summary_lines(load(tmp_path, text))
     assert line in lines
     assert HASH not in "\n".join(lines)
+
+
+@pytest.mark.parametrize(("console", "warned"), [("protected", True), ("open", False)])
+def test_bearer_console_warning(tmp_path: Path, console: str, warned: bool) -> None:
+    """When [rest.auth] of type bearer protects the console's files, config check warns
+    that browsers cannot load it; with console = "open" it does not."""
+    from stowpair.config.commands import auth_warnings
+
+    text = (f'[rest.auth]\ntype = "bearer"\noauth-issuer = "https://idp.test/r"\n'
+            f'console = "{console}"\n')  # fmt: skip
+    warnings = auth_warnings(load(tmp_path, text))
+    assert bool(warnings) is warned
+    assert all('set console = "open"' in w for w in warnings)
