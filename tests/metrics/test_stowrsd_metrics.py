@@ -53,3 +53,17 @@ async def test_stowrsd_counts_requests_and_instances(tmp_path: Path) -> None:
     assert got[requests] == 1
     assert got[("stowpair_receiver_instances_stored_total", (("endpoint", "stowrsd"),))] == 3
     assert not [name for name, _ in got if name.startswith("stowpair_export")]
+
+
+def test_tap_serves_metrics(tmp_path: Path) -> None:
+    """When `twistd -n stowrsd` builds its service, the listener's root has /metrics
+    (the receiver's) beside /health, and the metrics are fed while it runs."""
+    from stowpair import tap
+
+    options = tap.StowrsdOptions()
+    options.parseOptions(["-b", "0", "-d", str(tmp_path), "--json-log", "-"])
+    top = tap.make_stowrsd_service(options)
+    [receiver] = [s for s in top if isinstance(s, ReceiverService)]
+    [feed] = [s for s in top if isinstance(s, MetricsService)]
+    assert set(receiver.site.resource.children) == {b"health", b"metrics"}
+    assert feed.metrics is receiver.site.resource.children[b"metrics"].metrics
