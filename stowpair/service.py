@@ -8,7 +8,6 @@ swap web applications, exporters, queues and rules without touching queued tasks
 
 from __future__ import annotations
 
-import secrets
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -36,15 +35,13 @@ from stowpair.archive.demo import generate_demo_study
 from stowpair.archive.index import SQLiteIndex
 from stowpair.archive.ingest import make_ingest_resource
 from stowpair.archive.rules import RuleEngine
-from stowpair.auth.guard import AuthGuard
 from stowpair.auth.jwks import make_key_set
 from stowpair.auth.jwt_validator import TokenValidator
-from stowpair.auth.policy import AccessPolicy
+from stowpair.auth.rest import RestAuthentication, warn_if_insecure
 from stowpair.config.diff import changes_text, config_changes
 from stowpair.config.errors import ConfigError
 from stowpair.config.loader import load_config
 from stowpair.config.model import Config
-from stowpair.config.rest_auth import is_loopback
 from stowpair.dicom.transcode import Transcoder
 from stowpair.dicom.transfer_syntax import EXPLICIT_VR_LE
 from stowpair.dimse.exporter import DicomExporter
@@ -84,7 +81,6 @@ register_events(
         "demo.loading": ("instances", "url"),
         "demo.loaded": ("instances", "status", "stored"),
         "demo.failed": ("error",),
-        "rest.insecure": ("host", "port"),
     }
 )
 
@@ -109,11 +105,6 @@ class StowpairService(MultiService):
         self.reactor = reactor
         self.config_path = config_path if config_path is not None else config.source
         self.pool = ThreadPool(minthreads=0, maxthreads=4, name="stowpair-blocking")
-        # Password checks (scrypt) get their own threads: a flood of wrong passwords
-        # must not delay archive writes.
-        self.auth_pool = ThreadPool(minthreads=0, maxthreads=2, name="stowpair-auth")
-        #: Bearer secret of this process for its own requests (the demo study's ingest).
-        self.internal_token = secrets.token_urlsafe(32)
         self.rest_port: IListeningPort | None = None
         self.dimse: DimseService | None = None
         self._emulator: ReceiverService | None = None
@@ -131,7 +122,7 @@ class StowpairService(MultiService):
         # store or worker exists. No request is read before the reactor runs.
         listening = self._bind_listeners()
         self.pool.start()
-        self.auth_pool.start()
+        self.rest_auth.start()
         self.index = SQLiteIndex(cfg.archive.database, self.reactor)
         self.archive = ArchiveStorage(
             cfg.archive.storage, self.index, self.reactor, self.run_blocking
@@ -205,11 +196,11 @@ class StowpairService(MultiService):
         cfg = self.config
         self._root = _RestRoot()
         # Every child of the root is behind the authentication guard ([rest.auth]).
-        self.rest_guard = AuthGuard(self._root, self._access_policy(cfg), self.reactor)
+        self.rest_auth = RestAuthentication(self._root, cfg, self.reactor)
         rest = cfg.rest
         endpoint_type = TCP6ServerEndpoint if ":" in rest.host else TCP4ServerEndpoint
         endpoint = endpoint_type(self.reactor, rest.port, interface=rest.host)
-        site = streaming_site(self.rest_guard, rest.timeouts, "json", self.reactor)
+        site = streaming_site(self.rest_auth.guard, rest.timeouts, "json", self.reactor)
         listening = listen(endpoint, site, "the REST API")
         opened: list[IListeningPort] = []
 
@@ -257,14 +248,11 @@ class StowpairService(MultiService):
             # The port is open (a busy one stops the process before the reactor runs),
             # but no request is read before the signing keys are loaded.
             waits.append(self.ingest_validator.keys.refresh())
-        policy = self.rest_guard.policy
-        if policy is not None and policy.validator is not None:
-            waits.append(policy.validator.keys.refresh())  # [rest.auth] type bearer
-        if waits:
-            keys = DeferredList(waits, consumeErrors=True)
-            hold_until(port, keys)
-            await keys
-        self._warn_if_insecure()
+        waits.append(self.rest_auth.keys_loaded())  # [rest.auth] of type bearer
+        keys = DeferredList(waits, consumeErrors=True)
+        hold_until(port, keys)
+        await keys
+        warn_if_insecure(self.config)
         self._bound(port)
         instances = await self.index.opened
         if not instances and self.config.demo_on_empty:
@@ -284,40 +272,6 @@ class StowpairService(MultiService):
             url=f"http://{address.host}:{address.port}",
             event="listening",
         )
-
-    def _access_policy(self, config: Config) -> AccessPolicy | None:
-        """``[rest.auth]`` as a policy for the guard; None when there is none."""
-        auth = config.rest_auth
-        if auth is None:
-            return None
-        validator = None
-        if auth.bearer is not None:
-            b = auth.bearer
-            validator = TokenValidator(
-                make_key_set(self.reactor, b.jwks, b.issuer),
-                self.reactor,
-                issuer=b.issuer,
-                audience=b.audience,
-                required_scopes=b.required_scopes,
-                leeway=b.leeway,
-                realm=auth.realm,
-            )
-
-        def run_blocking(f: Callable[[], bool]) -> Deferred[bool]:
-            return deferToThreadPool(self.reactor, self.auth_pool, f)
-
-        return AccessPolicy(auth, self.reactor, run_blocking, validator, self.internal_token)
-
-    def _warn_if_insecure(self) -> None:
-        rest = self.config.rest
-        if self.config.rest_auth is None and not is_loopback(rest.host):
-            self.log.warn(
-                "The REST API on {host}:{port} has no authentication (insecure = true):"
-                " anyone who can reach it can trigger, cancel and delete exports",
-                host=rest.host,
-                port=rest.port,
-                event="rest.insecure",
-            )
 
     def _start_failed(self, failure: Any) -> None:
         self.log.failure(
@@ -382,7 +336,7 @@ class StowpairService(MultiService):
                 {
                     b"Content-Type": [producer.content_type],
                     b"Accept": [b"application/json"],
-                    b"Authorization": [f"Bearer {self.internal_token}".encode()],
+                    b"Authorization": [self.rest_auth.internal_authorization],
                 }
             ),
             reactor=self.reactor,
@@ -423,14 +377,12 @@ class StowpairService(MultiService):
             self.api.record_reload(e.errors)
             return e.errors
         auth_changed = new.rest_auth != self.config.rest_auth
-        policy = self._access_policy(new) if auth_changed else None
-        if policy is not None and policy.validator is not None:
-            await policy.validator.keys.refresh()  # before the first request checks a token
+        policy = await self.rest_auth.prepare(new) if auth_changed else None
         changes = self._restart_only_changes(new)
         applied = config_changes(self.config, new)
         self.config = new
         if auth_changed:
-            self.rest_guard.set_policy(policy)
+            self.rest_auth.guard.set_policy(policy)
         self.scheduler.set_config(new)
         self.rules.set_config(new)
         self.api.set_config(new)
@@ -486,7 +438,7 @@ class StowpairService(MultiService):
             self.index.close(),
         ]
         d = DeferredList(closing, consumeErrors=True)
-        d.addCallback(lambda _: self.auth_pool.stop())
+        d.addCallback(lambda _: self.rest_auth.stop())
         return d.addCallback(lambda _: self.pool.stop())
 
 

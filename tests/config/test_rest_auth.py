@@ -16,7 +16,6 @@ from stowpair.config.errors import ConfigError
 from stowpair.config.loader import load_config
 from stowpair.config.model import BearerAuth
 from stowpair.config.rest_auth import is_loopback
-from stowpair.service import StowpairService
 
 HASH = hash_password("pw", ln=2)
 BASIC = f'[rest.auth]\ntype = "basic"\n[rest.auth.users]\nalice = "{HASH}"\n'
@@ -131,14 +130,15 @@ def test_twistd_refuses_before_binding(tmp_path: Path) -> None:
 def test_insecure_start_is_logged(tmp_path: Path) -> None:
     """When insecure = true lets the REST API listen beyond loopback without
     authentication, the service says so (rest.insecure, warn) at start."""
-    from twisted.internet.task import Clock
     from twisted.logger import LogLevel, globalLogPublisher
+
+    from stowpair.auth.rest import warn_if_insecure
 
     config = load(tmp_path, '[rest]\nhost = "0.0.0.0"\nport = 8080\ninsecure = true\n')
     seen: list[dict[str, Any]] = []
     globalLogPublisher.addObserver(seen.append)
     try:
-        StowpairService(config, Clock())._warn_if_insecure()
+        warn_if_insecure(config)
     finally:
         globalLogPublisher.removeObserver(seen.append)
     [event] = [e for e in seen if e.get("event") == "rest.insecure"]
