@@ -13,7 +13,7 @@ setup(
     # or installing would overwrite Twisted's own (see docs/development.md).
     packages=find_packages(include=["stowpair", "stowpair.*"]) + ["twisted.plugins"],
     package_data={
-        "stowpair": ["py.typed"],
+        "stowpair": ["py.typed", "db/migrations/*.sql"],
         # the console's files (docs/console.md): no build step, served as they are
         "stowpair.ui": ["static/*.html", "static/*.css", "static/*.svg", "static/js/*.js"],
         "twisted": ["plugins/stowpair_plugin.py"],
@@ -32,6 +32,9 @@ setup(
         "pyjwt[crypto]>=2.8",
         "pynetdicom>=2.1",
         "prometheus-client>=0.20",
+        # the PostgreSQL task store and archive index of a cluster (docs/cluster.md)
+        "psycopg[binary]>=3.2",
+        "psycopg-pool>=3.2",
     ],
     extras_require={
         "test": [

@@ -36,6 +36,16 @@ def make_study(directory: Path, instances: int, size_kb: int, seed: int = 1) -> 
     return paths
 
 
+def make_studies(
+    directory: Path, studies: int, instances: int, size_kb: int, seed: int = 1
+) -> list[Path]:
+    """``studies`` studies of ``instances`` each (see :func:`make_study`)."""
+    paths = []
+    for n in range(studies):
+        paths += make_study(directory / f"{n:03d}", instances, size_kb, seed=seed + n)
+    return paths
+
+
 def compress_sv1(sources: list[Path], directory: Path) -> list[Path]:
     """JPEG Lossless SV1 copies made by dcmtk's ``dcmcjpeg +e1``."""
     directory.mkdir(parents=True, exist_ok=True)

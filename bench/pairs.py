@@ -442,6 +442,10 @@ def pairs_for(scenario: str) -> list[Pair]:
         from bench.dimse_pairs import dimse_pairs_for
 
         return dimse_pairs_for(scenario)
+    if scenario == "C1":  # nodes sharing PostgreSQL: bench/cluster_pairs.py
+        from bench.cluster_pairs import cluster_pairs
+
+        return cluster_pairs()
     common: list[Pair] = [OrthancToOrthanc(), OrthancToStowrsd(), DicomwebClientToStowrsd()]
     if scenario == "S1":
         ours: list[Pair] = [StowpairToStowrsd(c, b) for c in (1, 4) for b in (1, 10)]

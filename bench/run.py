@@ -4,6 +4,8 @@
                                    # D1/D2 (DICOM C-STORE) on the S1 study
     python bench/run.py --quick    # smoke run, under a minute
     python bench/run.py --only D1 D2   # only the DICOM scenarios
+    python bench/run.py --only C1      # S1's instances as 20 studies, queued, on
+                                       # 1 SQLite node and 1, 2, 3 PostgreSQL nodes
 
 Writes bench/results/<timestamp>.json and prints a Markdown table. Peers (Orthanc, nginx,
 dcmtk) come from Debian; a pair whose peer is missing is reported as skipped.
@@ -61,19 +63,32 @@ class Row:
         return statistics.median(values) if values else float("nan")
 
 
-def _prepare(work: Path, sizes: Sizes) -> dict[str, list[Path]]:
+def _prepare(work: Path, sizes: Sizes, only: set[str] | None) -> dict[str, list[Path]]:
+    """The data sets of the scenarios asked for (all without ``only``)."""
     t0 = time.monotonic()
-    sets = {
-        "S1": data.make_study(work / "s1", sizes.s1_instances, sizes.s1_kb),
-        "S2": data.make_study(work / "s2", sizes.s2_instances, sizes.s2_kb, seed=2),
-    }
-    s3_raw = data.make_study(work / "s3raw", sizes.s3_instances, sizes.s3_kb, seed=3)
-    try:
-        sets["S3"] = data.compress_sv1(s3_raw, work / "s3")
-    except RuntimeError as e:
-        print(f"S3 skipped: {e}", file=sys.stderr)
-    sets["D1"] = sets["D2"] = sets["S1"]  # C-STORE in / out: the same study as S1
-    if sizes.s4_instances:
+
+    def wanted(*scenarios: str) -> bool:
+        return not only or any(
+            s in only or any(p.name in only for p in pairlib.pairs_for(s)) for s in scenarios
+        )
+
+    sets: dict[str, list[Path]] = {}
+    if wanted("S1", "D1", "D2"):
+        sets["S1"] = data.make_study(work / "s1", sizes.s1_instances, sizes.s1_kb)
+        sets["D1"] = sets["D2"] = sets["S1"]  # C-STORE in / out: the same study as S1
+    if wanted("S2"):
+        sets["S2"] = data.make_study(work / "s2", sizes.s2_instances, sizes.s2_kb, seed=2)
+    if wanted("S3"):
+        s3_raw = data.make_study(work / "s3raw", sizes.s3_instances, sizes.s3_kb, seed=3)
+        try:
+            sets["S3"] = data.compress_sv1(s3_raw, work / "s3")
+        except RuntimeError as e:
+            print(f"S3 skipped: {e}", file=sys.stderr)
+    if wanted("C1"):
+        # the cluster: S1's instance count and size, as 20 studies (one export task each)
+        per_study = max(1, sizes.s1_instances // 20)
+        sets["C1"] = data.make_studies(work / "c1", 20, per_study, sizes.s1_kb, seed=5)
+    if sizes.s4_instances and wanted("S4"):
         sets["S4"] = data.make_study(work / "s4", sizes.s4_instances, sizes.s4_kb, seed=4)
     print(f"data ready in {time.monotonic() - t0:.1f}s", file=sys.stderr)
     return sets
@@ -83,7 +98,7 @@ def run(sizes: Sizes, only: set[str] | None) -> list[Row]:
     work = Path(tempfile.mkdtemp(prefix="stowpair-bench-"))
     rows: list[Row] = []
     try:
-        sets = _prepare(work, sizes)
+        sets = _prepare(work, sizes, only)
         for scenario, files in sets.items():
             pairs = pairlib.pairs_for(scenario)
             if only:
@@ -195,6 +210,13 @@ def targets(rows: list[Row]) -> list[str]:
         "instances_per_s",
         0.8,
         "S3 stowpair decompress+send vs dcmdjpeg (inst/s)",
+    )
+    ratio(
+        ("C1", "3 nodes, postgresql"),
+        ("C1", "1 node, sqlite"),
+        "instances_per_s",
+        0.8,
+        "C1 3 nodes sharing PostgreSQL vs 1 node on SQLite, same machine (inst/s)",
     )
     ratio(
         ("D1", "storescu→stowpair SCP"),

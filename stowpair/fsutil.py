@@ -50,6 +50,34 @@ def place_atomically(temp: Path, dest: Path, fsync: bool = True) -> None:
         fsync_dir(dest.parent)
 
 
+def place_new(temp: Path, dest: Path, fsync: bool = True) -> bool:
+    """Like :func:`place_atomically`, but never replaces an existing ``dest``: False (and
+    ``temp`` left alone) when one is there already.
+
+    ``link(2)`` creates the name only if it does not exist, in one step, on a local and
+    on a network file system alike; so when two writers (two nodes of a cluster sharing
+    the storage folder) place the same name at once, exactly one wins and the other sees
+    the winner's complete file.
+    """
+    created_in = _make_parents(dest.parent)
+    if fsync:
+        fd = os.open(temp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    try:
+        os.link(temp, dest)
+    except FileExistsError:
+        return False
+    temp.unlink()
+    if fsync:
+        for parent in created_in:
+            fsync_dir(parent)
+        fsync_dir(dest.parent)
+    return True
+
+
 def folder_problem(folder: Path, what: str) -> str | None:
     """Create ``folder`` if needed; None when it is a writable folder, else one sentence
     saying what is wrong (for start-up checks, before any service runs)."""

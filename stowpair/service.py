@@ -8,7 +8,9 @@ swap web applications, exporters, queues and rules without touching queued tasks
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,7 +34,6 @@ from stowpair.api.respond import ErrorResource
 from stowpair.api.sync_export import sync_export
 from stowpair.archive.backend import ArchiveStorage
 from stowpair.archive.demo import generate_demo_study
-from stowpair.archive.index import SQLiteIndex
 from stowpair.archive.ingest import make_ingest_resource
 from stowpair.archive.rules import RuleEngine
 from stowpair.auth.jwks import make_key_set
@@ -42,6 +43,9 @@ from stowpair.config.diff import changes_text, config_changes
 from stowpair.config.errors import ConfigError
 from stowpair.config.loader import load_config
 from stowpair.config.model import Config
+from stowpair.config.secret import SecretError
+from stowpair.db.errors import DatabaseUnavailable, SchemaError
+from stowpair.db.stores import Stores, open_stores
 from stowpair.dicom.transcode import Transcoder
 from stowpair.dicom.transfer_syntax import EXPLICIT_VR_LE
 from stowpair.dimse.exporter import DicomExporter
@@ -56,7 +60,6 @@ from stowpair.queue.info import index_task_info
 from stowpair.queue.manager import TaskManager
 from stowpair.queue.scheduler import ExportScheduler
 from stowpair.queue.service import QueueService
-from stowpair.queue.store import SQLiteTaskStore
 from stowpair.receiver.service import ReceiverService, emulator_service, streaming_site
 from stowpair.receiver.settings import ReceiverSettings
 from stowpair.receiver.storage import INCOMING
@@ -81,17 +84,12 @@ register_events(
         "demo.loading": ("instances", "url"),
         "demo.loaded": ("instances", "status", "stored"),
         "demo.failed": ("error",),
+        "cluster.node.started": ("device", "process", "database", "lease", "heartbeat_interval"),
     }
 )
 
 DEMO_INSTANCES = 20
 DEMO_SIZE_KB = 64
-
-
-def tasks_database(config: Config) -> Path:
-    """The task store lives next to the archive index, in its own SQLite file."""
-    db = config.archive.database
-    return db.with_name(f"{db.stem}-tasks{db.suffix or '.sqlite'}")
 
 
 class StowpairService(MultiService):
@@ -123,12 +121,18 @@ class StowpairService(MultiService):
         listening = self._bind_listeners()
         self.pool.start()
         self.rest_auth.start()
-        self.index = SQLiteIndex(cfg.archive.database, self.reactor)
+        self.stores: Stores = open_stores(cfg, self.reactor)
+        self.index = self.stores.index
+        # nodes sharing the storage folder keep their temp files apart
+        node = cfg.device.name if self.stores.database is not None else ""
         self.archive = ArchiveStorage(
-            cfg.archive.storage, self.index, self.reactor, self.run_blocking
+            cfg.archive.storage, self.index, self.reactor, self.run_blocking, node=node
         )
         self.archive.prepare()
-        work_dir = cfg.archive.storage / ".export"  # decompressed copies while they are sent
+        # decompressed copies while they are sent
+        work_dir = (
+            cfg.archive.storage / ".export" / node if node else cfg.archive.storage / ".export"
+        )
         work_dir.mkdir(parents=True, exist_ok=True)
         for stale in work_dir.glob("stowpair-*.dcm"):  # left by a crash mid-export
             stale.unlink(missing_ok=True)
@@ -146,14 +150,19 @@ class StowpairService(MultiService):
         self.dicom_exporter = DicomExporter(
             self.reactor, self.index, cfg.remote_aes, self.transcoder, work_dir
         )
-        self.tasks = SQLiteTaskStore.on_thread(tasks_database(cfg), self.reactor)
+        self.tasks = self.stores.tasks
         providers: dict[str, ExporterProvider] = {
             "stow": self.exporter,
             "stowrs": self.exporter,
             "dicom": self.dicom_exporter,
         }
         self.scheduler = ExportScheduler(
-            cfg, self.tasks, providers, self.reactor, task_info=index_task_info(self.index)
+            cfg,
+            self.tasks,
+            providers,
+            self.reactor,
+            task_info=index_task_info(self.index),
+            process=process_name(),
         )
         self.rules = RuleEngine(
             cfg, self.tasks, self.scheduler.kick, self.reactor, self.scheduler.wake_at
@@ -255,6 +264,7 @@ class StowpairService(MultiService):
         warn_if_insecure(self.config)
         self._bound(port)
         instances = await self.index.opened
+        self._announce_node()
         if not instances and self.config.demo_on_empty:
             try:
                 await self._load_demo()
@@ -273,14 +283,38 @@ class StowpairService(MultiService):
             event="listening",
         )
 
-    def _start_failed(self, failure: Any) -> None:
-        self.log.failure(
-            "stowpair could not start: {error}",
-            failure,
-            tap="stowpair",
-            error=failure.getErrorMessage(),
-            event="startup.failed",
+    def _announce_node(self) -> None:
+        db = self.config.database
+        if self.stores.database is None:
+            return
+        self.log.info(
+            "Node {device} ({process}) joined the cluster on {database}: lease {lease:g}s,"
+            " heartbeat every {heartbeat_interval:g}s",
+            device=self.config.device.name,
+            process=process_name(),
+            database=self.stores.where,
+            lease=db.lease,
+            heartbeat_interval=db.heartbeat_interval,
+            event="cluster.node.started",
         )
+
+    def _start_failed(self, failure: Any) -> None:
+        if failure.check(DatabaseUnavailable, SchemaError, SecretError):
+            # an unreachable or too new database: one sentence, no traceback
+            self.log.error(
+                "stowpair could not start: {error}",
+                tap="stowpair",
+                error=failure.getErrorMessage(),
+                event="startup.failed",
+            )
+        else:
+            self.log.failure(
+                "stowpair could not start: {error}",
+                failure,
+                tap="stowpair",
+                error=failure.getErrorMessage(),
+                event="startup.failed",
+            )
         self.ready.errback(failure)
         # start-up runs before reactor.run() under twistd: stop once it runs
         self.reactor.callWhenRunning(self.reactor.stop)
@@ -435,11 +469,16 @@ class StowpairService(MultiService):
             self.dicom_exporter.close(),
             self.transcoder.stop(),
             self.exporter.close(),
-            self.index.close(),
+            self.stores.close(),
         ]
         d = DeferredList(closing, consumeErrors=True)
         d.addCallback(lambda _: self.rest_auth.stop())
         return d.addCallback(lambda _: self.pool.stop())
+
+
+def process_name() -> str:
+    """This process in heartbeats and logs: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def ingest_validator(config: Config, reactor: Any) -> TokenValidator | None:

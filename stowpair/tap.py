@@ -18,6 +18,7 @@ from twisted.python import usage
 from stowpair.config.errors import ConfigError
 from stowpair.config.loader import load_config
 from stowpair.config.model import Config
+from stowpair.config.secret import SecretError
 from stowpair.console import parse_level, use_console_level
 from stowpair.fsutil import folder_problem, log_file_problem
 from stowpair.logs import escape_console
@@ -54,6 +55,7 @@ class StowpairOptions(usage.Options):
                 "invalid configuration:\n" + "\n".join(f"  {line}" for line in e.errors)
             ) from None
         problems = _folder_problems(self["loaded"], self["json-log"])
+        problems += [p for p in [_database_problem(self["loaded"])] if p]
         ingest = self["loaded"].ingest_auth
         problems += [p for p in [jwks_problem(ingest.jwks if ingest else None)] if p]
         if problems:
@@ -74,6 +76,17 @@ def _folder_problems(config: Config, json_log_option: str | None) -> list[str]:
     return [p for p in checks if p is not None]
 
 
+def _database_problem(config: Config) -> str | None:
+    password = config.database.password
+    if password is None:
+        return None
+    try:
+        password.reveal()
+    except SecretError as e:
+        return f"[database] password: {e}"
+    return None
+
+
 def _json_log_path(option: str | None, config: Config) -> Path | None:
     if option is not None:
         return None if option == "-" else Path(option)
@@ -84,6 +97,7 @@ def config_summary(config: Config) -> dict[str, Any]:
     return {
         "source": str(config.source),
         "device": config.device.name,
+        "database": config.database.shown_url or str(config.archive.database),
         "rest": f"{config.rest.host}:{config.rest.port}",
         "emulator": (
             f"{config.emulator.listener.host}:{config.emulator.listener.port}{config.emulator.path}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import filecmp
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,8 @@ from stowpair.archive.store import (
     instance_path,
     wrap_as_part10,
 )
-from stowpair.fsutil import place_atomically
+from stowpair.db.errors import DatabaseUnavailable
+from stowpair.fsutil import place_new
 from stowpair.logs import register_events
 from stowpair.receiver.instance import InstanceHeader
 from stowpair.receiver.storage import (
@@ -39,6 +40,7 @@ from stowpair.receiver.storage import (
     BlockingRunner,
     InstanceResult,
     RequestContext,
+    StorageUnavailable,
     StoreError,
     TempFiles,
     TempPart,
@@ -47,6 +49,8 @@ from stowpair.receiver.storage import (
 #: A listener for received instances: ``fn(record, attributes)``; may return a Deferred.
 InstanceListener = Callable[[InstanceRecord, Mapping[str, str]], "Deferred[None] | None"]
 
+#: Seconds a client is asked to wait when the index cannot be reached (503 Retry-After).
+INGEST_RETRY_AFTER = 10
 #: PS3.7 C.4.2.1.4 "Duplicate SOP Instance": the archive keeps the first one it stored.
 DUPLICATE_SOP_INSTANCE = 0x0111
 #: Longest attribute value copied into the listener attributes.
@@ -139,15 +143,20 @@ class ArchiveStorage:
         clock: IReactorTime,
         run_blocking: BlockingRunner,
         fsync: bool = True,
+        node: str = "",
     ) -> None:
         self.storage = storage.absolute()
-        self.incoming = self.storage / INCOMING
+        # on a folder shared by a cluster, each node keeps its temp files in its own
+        # folder: at start it deletes what a crash left there, and only that
+        self.incoming = self.storage / INCOMING / node if node else self.storage / INCOMING
         self.index = index
         self.clock = clock
         self.fsync = fsync
         self._run = run_blocking
         self._temps = TempFiles(self.incoming, run_blocking)
         self._listeners: list[InstanceListener] = []
+        #: Placed instances whose index row or export rules may be missing (503).
+        self._unannounced: set[str] = set()
 
     def add_listener(self, listener: InstanceListener) -> None:
         """Call ``listener(record, attributes)`` for every newly stored instance, before
@@ -194,7 +203,8 @@ class ArchiveStorage:
             )
             temp.unlink(missing_ok=True)
         status = StoreStatus.STORED
-        if dest.exists():
+        # never replaces a stored file, even one another node placed a moment ago
+        if dest.exists() or not place_new(source, dest, self.fsync):
             status = _compare(source, dest)
             source.unlink(missing_ok=True)
             if status is StoreStatus.CONFLICT:
@@ -203,8 +213,6 @@ class ArchiveStorage:
                     f"SOP Instance {header.sop_instance_uid} is already stored with different "
                     "content; the archive keeps the first (overwrite policy NEVER)",
                 )
-        else:
-            place_atomically(source, dest, self.fsync)
         record = _header_of(header).record(dest, dest.stat().st_size, ctx.source, received)
         attributes = instance_attributes(header_attrs, record, ctx.peer, ctx.called_aet)
         return _Placed(record, attributes, status)
@@ -228,6 +236,8 @@ class ArchiveStorage:
         for listener in self._listeners:
             try:
                 await maybeDeferred(listener, record, placed.attributes)
+            except DatabaseUnavailable:
+                raise  # no export task could be made: the request is refused (503)
             except Exception:
                 self.log.failure(
                     "An instance-received listener failed for {sop_instance_uid}",
@@ -237,8 +247,18 @@ class ArchiveStorage:
                 )
 
     async def _index_and_announce(self, placed: _Placed) -> InstanceResult:
-        await self.index.add([placed.record])
-        await self._announce(placed)
+        uid = placed.record.sop_instance_uid
+        try:
+            new = await self.index.add([placed.record])
+            if placed.status is StoreStatus.UNCHANGED and (new or uid in self._unannounced):
+                # the file was placed by a request that could not index it or fire the
+                # rules (503): this one completes the job
+                placed = replace(placed, status=StoreStatus.STORED)
+            await self._announce(placed)
+        except DatabaseUnavailable as e:
+            self._unannounced.add(uid)
+            raise StorageUnavailable(str(e), INGEST_RETRY_AFTER) from None
+        self._unannounced.discard(uid)
         r = placed.record
         return InstanceResult(
             r.sop_class_uid, r.sop_instance_uid, r.study_uid, r.series_uid, r.path, r.size

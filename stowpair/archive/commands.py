@@ -15,13 +15,14 @@ import time
 import warnings
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
+
+from twisted.internet.defer import ensureDeferred
 
 from stowpair.config.errors import ConfigError
+from stowpair.config.model import Config
+from stowpair.config.secret import SecretError
 from stowpair.fsutil import log_file_problem
-
-if TYPE_CHECKING:
-    from stowpair.archive.import_rules import ImportRules
 
 DEFAULT_CONFIG = Path("conf/stowpair.toml")
 
@@ -100,12 +101,11 @@ def _import(args: argparse.Namespace) -> int:
         return 1
     # pydicom warns about oddities it tolerates; the summary reports what matters.
     warnings.filterwarnings("ignore", module=r"pydicom\.")
-    storage, database = config.archive.storage, config.archive.database
     log_file = JSONLogFile(json_log) if json_log is not None else None
     if log_file is not None:
         log_file.open()
     try:
-        return _react(lambda reactor: _import_async(reactor, args.paths, storage, database, args))
+        return _react(lambda reactor: _import_async(reactor, args.paths, config, args))
     finally:
         if log_file is not None:
             log_file.close()
@@ -124,7 +124,6 @@ def import_log_path(option: str | None, service_log: Path | None) -> Path | None
 def _react(main: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
     """Run ``main(reactor)`` on a fresh reactor; its return value is the exit status."""
     from twisted.internet import task
-    from twisted.internet.defer import ensureDeferred
 
     status = [1]
 
@@ -140,22 +139,34 @@ def _react(main: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
 
 
 async def _import_async(
-    reactor: Any, paths: list[Path], storage: Path, database: Path, args: argparse.Namespace
+    reactor: Any, paths: list[Path], config: Config, args: argparse.Namespace
 ) -> int:
+    from stowpair.archive.import_rules import ImportRules
     from stowpair.archive.importer import Importer
-    from stowpair.archive.index import SQLiteIndex
+    from stowpair.db.stores import open_stores
 
-    index = SQLiteIndex(database, reactor)
-    rules = _import_rules(args.config, reactor)
+    try:
+        stores = open_stores(config, reactor)
+    except SecretError as e:
+        print(f"stowpair import: [database] password: {e}", file=sys.stderr)
+        return 1
+    index, storage = stores.index, config.archive.storage
+    # the export rules write their tasks to the task store the service uses
+    rules = ImportRules.open(config, stores.tasks, reactor)
+
+    async def close() -> None:
+        await stores.tasks.close()
+        await stores.close()
+
     # Ctrl-C stops the reactor: close the stores so their threads do not keep us alive.
-    trigger = reactor.addSystemEventTrigger("before", "shutdown", index.close)
-    rules_trigger = rules and reactor.addSystemEventTrigger("before", "shutdown", rules.close)
+    trigger = reactor.addSystemEventTrigger("before", "shutdown", lambda: ensureDeferred(close()))
     try:
         try:
             await index.opened
         except Exception as e:
             print(
-                f"stowpair import: cannot open the archive index {database}: {e}", file=sys.stderr
+                f"stowpair import: cannot open the archive index {stores.where}: {e}",
+                file=sys.stderr,
             )
             return 1
         progress = _Progress(sys.stderr, reactor.seconds)
@@ -179,18 +190,7 @@ async def _import_async(
         return 0
     finally:
         reactor.removeSystemEventTrigger(trigger)
-        await index.close()
-        if rules is not None:
-            reactor.removeSystemEventTrigger(rules_trigger)
-            await rules.close()
-
-
-def _import_rules(config_path: Path, reactor: Any) -> ImportRules | None:
-    """The export rules of the configuration (loaded again: a small file), or None."""
-    from stowpair.archive.import_rules import ImportRules
-    from stowpair.config.loader import load_config
-
-    return ImportRules.open(load_config(config_path), reactor)
+        await close()
 
 
 class _Progress:

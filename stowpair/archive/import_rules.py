@@ -2,8 +2,9 @@
 
 The import runs in its own process, whether or not the service runs. Every newly stored
 instance goes through the same :class:`~stowpair.archive.rules.RuleEngine` as the STOW-RS
-ingest, and the tasks land in the task store the service uses (``tasks_database``), in
-one transaction each, with the same debounce. A running service starts them at its next
+ingest, and the tasks land in the task store the service uses (the SQLite file beside
+the index, or the cluster's PostgreSQL database), in one transaction each, with the same
+debounce. A running service starts them at its next
 queue poll (``task_polling_interval``); a stopped one when it starts.
 """
 
@@ -20,7 +21,7 @@ from stowpair.archive.rules import RuleEngine
 from stowpair.config.model import Config
 from stowpair.logs import register_events
 from stowpair.queue.model import Task
-from stowpair.queue.store import SQLiteTaskStore
+from stowpair.queue.store import TaskStore
 
 register_events({"archive.import.rules_failed": ("sop_instance_uid", "error")})
 
@@ -30,7 +31,7 @@ class ImportRules:
 
     log = Logger()
 
-    def __init__(self, config: Config, store: SQLiteTaskStore, clock: Any) -> None:
+    def __init__(self, config: Config, store: TaskStore, clock: Any) -> None:
         self.store = store
         self.created: dict[int, Task] = {}
         self.postponed: set[int] = set()
@@ -38,14 +39,11 @@ class ImportRules:
         self.engine = RuleEngine(config, store, lambda: None, clock, on_task=self._seen)
 
     @classmethod
-    def open(cls, config: Config, reactor: Any) -> ImportRules | None:
-        """None when the configuration has no rules (no task store is opened)."""
+    def open(cls, config: Config, store: TaskStore, clock: Any) -> ImportRules | None:
+        """None when the configuration has no rules. ``store`` stays the caller's."""
         if not config.rules:
             return None
-        from stowpair.service import tasks_database
-
-        store = SQLiteTaskStore.on_thread(tasks_database(config), reactor)
-        return cls(config, store, reactor)
+        return cls(config, store, clock)
 
     def _seen(self, task: Task, created: bool) -> None:
         if created:
@@ -92,6 +90,3 @@ class ImportRules:
                 " (archive.import.rules_failed)"
             )
         return lines
-
-    def close(self) -> Deferred[None]:
-        return self.store.close()

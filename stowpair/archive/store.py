@@ -2,8 +2,8 @@
 
 The archive layout is ``<storage>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm``
 (the same as stowrsd's default layout). Files are written next to their destination and
-renamed into place (:func:`stowpair.fsutil.place_atomically`), so a reader never sees a
-partial file.
+linked into place (:func:`stowpair.fsutil.place_new`), so a reader never sees a partial
+file and a stored file is never replaced, even by another node sharing the folder.
 
 Every function here blocks (file I/O, pydicom parsing): call them from a thread pool.
 """
@@ -31,7 +31,7 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 from stowpair.archive.model import InstanceRecord
 from stowpair.dicom.header import CorruptHeader, decode_header, raw_uid
 from stowpair.dicom.uids import InvalidUID, is_valid_uid, uid_from_value
-from stowpair.fsutil import place_atomically
+from stowpair.fsutil import place_new
 
 _PIXEL_DATA = 0x7FE00010
 _ITEM = 0xFFFEE000
@@ -364,19 +364,25 @@ def store_file(
     """
     dest = instance_path(storage, header.study_uid, header.series_uid, header.sop_instance_uid)
     if dest.exists():
-        same = _same_file(source, dest) or filecmp.cmp(source, dest, shallow=False)
-        return dest, StoreStatus.UNCHANGED if same else StoreStatus.CONFLICT
+        return dest, _existing(source, dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(dir=dest.parent, prefix=".", suffix=".part")
     temp = Path(temp_name)
     try:
         with os.fdopen(fd, "wb") as out, source.open("rb") as src:
             shutil.copyfileobj(src, out, 1 << 20)
-        place_atomically(temp, dest, fsync=fsync)
+        if not place_new(temp, dest, fsync=fsync):  # another writer placed it meanwhile
+            temp.unlink()
+            return dest, _existing(source, dest)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
     return dest, StoreStatus.STORED
+
+
+def _existing(source: Path, dest: Path) -> StoreStatus:
+    same = _same_file(source, dest) or filecmp.cmp(source, dest, shallow=False)
+    return StoreStatus.UNCHANGED if same else StoreStatus.CONFLICT
 
 
 def _same_file(a: Path, b: Path) -> bool:

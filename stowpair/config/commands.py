@@ -196,6 +196,16 @@ def _queue_line(queue: Queue) -> str:
     )
 
 
+def _archive_line(config: Config) -> str:
+    db = config.database
+    if db.url is None:
+        return f"archive {config.archive.storage}, index {config.archive.database}"
+    return (
+        f"archive {config.archive.storage} (shared by the cluster), index and tasks in"
+        f" {db.shown_url} (lease {db.lease:g}s, heartbeat every {db.heartbeat_interval:g}s)"
+    )
+
+
 def summary_lines(config: Config) -> list[str]:
     """Human summary of a valid configuration; secrets are masked."""
     emulator = config.emulator
@@ -209,7 +219,7 @@ def summary_lines(config: Config) -> list[str]:
         f"{emulator.directory} ({emulator.layout})"
         if emulator.enabled
         else "emulator disabled",
-        f"archive {config.archive.storage}, index {config.archive.database}",
+        _archive_line(config),
         _dimse_line(config),
         f"JSON log {config.json_log or 'disabled'}",
         f"exporters ({len(config.exporters)}):",

@@ -78,7 +78,7 @@ def _http_url(section: Section, key: str) -> str | None:
     return url
 
 
-def _secret(section: Section, key: str) -> Secret | None:
+def read_secret(section: Section, key: str) -> Secret | None:
     if not section.has(key):
         return None
     value = section.data[key]
@@ -154,7 +154,7 @@ def read_keycloak_client(checker: Checker, name: str, data: Any) -> KeycloakClie
     section.allow(KEYCLOAK_KEYS)
     token_url, url, realm = _token_url(section)
     grant = _choice(section, "grant-type", GRANT_TYPES)
-    secret, password = _secret(section, "client-secret"), _secret(section, "user-password")
+    secret, password = read_secret(section, "client-secret"), read_secret(section, "user-password")
     uid = section.string("uid", "") or None
     if grant == "client_credentials" and not section.has("client-secret"):
         section.error(None, "grant-type client_credentials needs client-secret")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from stowpair.config.checks import Checker, Section, known, show
+from stowpair.config.database import read_database
 from stowpair.config.dimse import read_dimse, read_remote_ae
 from stowpair.config.errors import ConfigError
 from stowpair.config.exports import read_exporter, read_queue, read_rule
@@ -37,6 +38,7 @@ TOP_KEYS = (
     "rest",
     "emulator",
     "archive",
+    "database",
     "logging",
     "webapps",
     "exporters",
@@ -272,6 +274,7 @@ def build_config(doc: dict[str, Any], checker: Checker, source: Path) -> Config:
         rest=_listener(rest, Listener()),
         emulator=_emulator(checker, doc),
         archive=archive,
+        database=read_database(checker, doc),
         json_log=json_log,
         task_polling_interval=interval,
         demo_on_empty=demo,

@@ -98,6 +98,39 @@ class ArchivePaths:
 
 
 @dataclass(frozen=True)
+class DatabaseConfig:
+    """The ``[database]`` section: where the task store and the archive index live.
+
+    Without ``url``: SQLite files beside ``archive.database`` (one node). With a
+    ``postgresql://`` URL: one PostgreSQL database that every node of a cluster shares
+    (docs/cluster.md). A node holds a running task under a lease of ``lease`` seconds,
+    renewed by a heartbeat every ``heartbeat_interval`` seconds.
+    """
+
+    url: str | None = None
+    #: The password, when not in the URL (or in libpq's PGPASSWORD / ~/.pgpass).
+    password: Secret | None = None
+    pool_size: int = 4
+    lease: float = 60.0
+    heartbeat_interval: float = 10.0
+
+    @property
+    def shown_url(self) -> str | None:
+        """The URL as it may be printed: any password in it masked."""
+        return None if self.url is None else mask_url_password(self.url)
+
+
+def mask_url_password(url: str) -> str:
+    """``postgresql://user:secret@host/db`` -> ``postgresql://user:********@host/db``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, at, host = rest.rpartition("@")
+    user, colon, _ = credentials.partition(":")
+    return f"{scheme}://{user}{':********' if colon else ''}{at}{host}"
+
+
+@dataclass(frozen=True)
 class WebAppProperties:
     """A Web Application's ``dcmProperty`` values, parsed."""
 
@@ -329,6 +362,7 @@ class Config:
     rest: Listener = field(default_factory=Listener)
     emulator: EmulatorConfig = field(default_factory=EmulatorConfig)
     archive: ArchivePaths = field(default_factory=ArchivePaths)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
     #: JSON log file; None disables it ("-" in the file).
     json_log: Path | None = Path("var/log/stowpair.json")
     #: Seconds between queue polls (dcm4chee dcmTaskPollingInterval).

@@ -13,13 +13,14 @@ class SecretError(ValueError):
     """A secret reference (``env:`` or ``file:``) could not be resolved."""
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class Secret:
     """A credential as written in the configuration.
 
     ``raw`` is either the literal value, ``env:NAME`` or ``file:PATH``; ``reveal()``
     resolves it when the value is needed for a request. ``str``/``repr`` always mask,
-    so a Secret that reaches a log event or an exception shows ``********``.
+    so a Secret that reaches a log event or an exception shows ``********``. Two Secrets
+    are equal when written the same way, so a reload of an unchanged file changes nothing.
     """
 
     raw: str

@@ -40,7 +40,12 @@ from stowpair.dimse import status as st
 from stowpair.dimse.bridge import BridgeClosed, ReactorBridge
 from stowpair.logs import register_events
 from stowpair.receiver.instance import InstanceError, InstanceHeader, read_part_header
-from stowpair.receiver.storage import InstanceResult, RequestContext, StoreError
+from stowpair.receiver.storage import (
+    InstanceResult,
+    RequestContext,
+    StorageUnavailable,
+    StoreError,
+)
 
 register_events(
     {
@@ -298,6 +303,8 @@ class StoreSCP:
             raise Refused(st.OUT_OF_RESOURCES, "the archive is shutting down") from None
         except StoreError as e:
             raise Refused(e.failure_reason, e.message) from None
+        except StorageUnavailable as e:  # the index's database is away: send again later
+            raise Refused(st.OUT_OF_RESOURCES, e.message) from None
         except OSError as e:
             raise _io_refusal(e) from None
         finally:

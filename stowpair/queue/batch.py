@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
-
+from stowpair.db.adapter import Db
 from stowpair.exporter.outcome import TaskStatus
 from stowpair.queue import sql
 from stowpair.queue.model import BatchSummary, TaskFilter
@@ -15,26 +14,24 @@ _AGGREGATES = (
 )
 
 
-def batches_query(db: sqlite3.Connection, flt: TaskFilter) -> list[BatchSummary]:
+def batches_query(db: Db, flt: TaskFilter) -> list[BatchSummary]:
     """One summary per batchID among the tasks matching ``flt`` (tasks without a
     batchID are not listed); ordered by the newest time of ``flt.order_by``."""
     clause, params = sql.where(flt)
     clause = (clause + " AND" if clause else " WHERE") + " batch_id IS NOT NULL"
     column = sql.ORDER_COLUMNS[flt.order_by]
     direction = "DESC" if flt.descending else "ASC"
-    limit = -1 if flt.limit is None else flt.limit
+    limit = db.dialect.no_limit if flt.limit is None else str(int(flt.limit))
     rows = db.execute(
         f"SELECT batch_id, {_AGGREGATES} FROM task{clause} GROUP BY batch_id"
         f" ORDER BY MAX({column}) {direction}, batch_id"
-        f" LIMIT {int(limit)} OFFSET {int(flt.offset)}",
+        f" LIMIT {limit} OFFSET {int(flt.offset)}",
         params,
     ).fetchall()
     return [_summary(db, clause, params, row) for row in rows]
 
 
-def _summary(
-    db: sqlite3.Connection, clause: str, params: list[object], row: tuple[object, ...]
-) -> BatchSummary:
+def _summary(db: Db, clause: str, params: list[object], row: tuple[object, ...]) -> BatchSummary:
     batch_id = str(row[0])
     scoped = clause + " AND batch_id = ?"
     values = [*params, batch_id]

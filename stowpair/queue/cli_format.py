@@ -17,8 +17,9 @@ ELLIPSIS = "…"
 #: dcm4chee's outcome message starts with the entity and the web app, which the table
 #: shows in their own columns: ``Export Study[uid=…] to stowrsd - completed:20``.
 _OUTCOME_PREFIX = re.compile(r"^Export .*? to \S+ (?:- )?")
-#: Widest a column may grow (the message column takes the rest).
-_MAX = {"ID": 7, "STATUS": 19, "EXPORTER": 14, "STUDY": 20, "SENT": 11, "UPDATED": 11}
+#: Widest a column may grow (the message column takes the rest). NODE shows only when the
+#: tasks listed were run by more than one node (a cluster).
+_MAX = {"ID": 7, "STATUS": 19, "NODE": 12, "EXPORTER": 14, "STUDY": 20, "SENT": 11, "UPDATED": 11}
 _MIN_MESSAGE = 12
 
 
@@ -93,6 +94,7 @@ def format_table(
         {
             "ID": str(t.get("taskID", "")),
             "STATUS": str(t.get("status", "")),
+            "NODE": str(t.get("dicomDeviceName", "")),
             "EXPORTER": str(t.get("ExporterID", "")),
             "STUDY": str(t.get("StudyInstanceUID", "")),
             "SENT": progress_text(progress.get(int(t.get("taskID", 0)))),
@@ -101,9 +103,11 @@ def format_table(
         }
         for t in tasks
     ]
+    shown = [n for n in _MAX if n != "NODE" or len({r["NODE"] for r in rows}) > 1]
     sizes = {
         name: min(limit, max([len(name)] + [len(r[name]) for r in rows]))
         for name, limit in _MAX.items()
+        if name in shown
     }
     used = sum(sizes.values()) + 2 * len(sizes)
     if columns - used < _MIN_MESSAGE:  # a narrow terminal: the Study UID gives way
@@ -113,15 +117,16 @@ def format_table(
 
     def line(cells: Mapping[str, str]) -> str:
         parts = [cells["ID"].rjust(sizes["ID"])]
-        for name in ("STATUS", "EXPORTER"):
-            parts.append(clip(cells[name], sizes[name]).ljust(sizes[name]))
+        for name in ("STATUS", "NODE", "EXPORTER"):
+            if name in sizes:
+                parts.append(clip(cells[name], sizes[name]).ljust(sizes[name]))
         parts.append(middle(cells["STUDY"], sizes["STUDY"]).ljust(sizes["STUDY"]))
         parts.append(cells["SENT"].rjust(sizes["SENT"]))
         parts.append(cells["UPDATED"].ljust(sizes["UPDATED"]))
         parts.append(clip(cells["MESSAGE"], message))
         return "  ".join(parts).rstrip()
 
-    lines = [line({name: name for name in (*_MAX, "MESSAGE")})]
+    lines = [line({name: name for name in (*sizes, "MESSAGE")})]
     lines += [line(r) for r in rows]
     if not rows:
         lines.append("(no tasks)")
@@ -143,6 +148,7 @@ def format_task(detail: Mapping[str, Any], columns: int | None = None, limit: in
     fields = [
         ("exporter", f"{detail.get('ExporterID')} (queue {detail.get('queue')},"
                      f" AE {detail.get('LocalAET')})"),
+        ("node", detail.get("dicomDeviceName")),
         ("study", detail.get("StudyInstanceUID")),
         ("series", detail.get("SeriesInstanceUID")),
         ("instance", detail.get("SOPInstanceUID")),

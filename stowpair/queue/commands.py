@@ -166,6 +166,9 @@ def _filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-id", dest="batch", help="batchID")
     parser.add_argument("--study", help="StudyInstanceUID")
     parser.add_argument(
+        "--node", help="dicomDeviceName: the cluster node that holds or last ran the task"
+    )
+    parser.add_argument(
         "--updated", help="updatedTime as a DICOM DT range, e.g. 20251201- or -20251201"
     )
 
@@ -184,6 +187,7 @@ def _query(args: argparse.Namespace) -> dict[str, str]:
         ("ExporterID", args.exporter),
         ("batchID", args.batch),
         ("StudyInstanceUID", args.study),
+        ("dicomDeviceName", args.node),
         ("updatedTime", args.updated),
     )
     return {name: value for name, value in pairs if value}

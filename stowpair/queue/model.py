@@ -67,6 +67,27 @@ class Task:
     requester_user_id: str | None = None
     requester_host: str | None = None
     request_uri: str | None = None
+    #: How many times a node claimed the task; the running attempt's writes name it.
+    epoch: int = 0
+
+    @property
+    def lease(self) -> Lease:
+        """The running attempt's lease: the node that holds the task, and its epoch."""
+        return Lease(self.device_name, self.epoch)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A node's hold on an IN PROCESS task (docs/cluster.md).
+
+    Claiming a task sets its device name to the node's and increments its epoch. Every
+    write of the attempt (results, final state) is made only while the task still has
+    both, so a node that lost the task (it was taken over while the node was paused or
+    cut off) writes nothing for it.
+    """
+
+    device_name: str
+    epoch: int
 
 
 #: Task fields the store may change with ``update``.

@@ -6,19 +6,21 @@ polling at the device's task polling interval plus immediate kicks; per-queue
 an uninstalled queue pauses; retries with ``delay × (multiplier/100)^(n−1)``; IN
 PROCESS tasks go back to SCHEDULED at startup; finished tasks are purged after the
 per-status delays. Unlike dcm4chee, a retry re-sends only the instances that were not
-delivered by earlier attempts (``ExportRequest.already_done``).
+delivered by earlier attempts (``ExportRequest.already_done``). Due tasks are claimed
+from the store (in a cluster: each by one node); how an attempt records its results and
+ends is :mod:`stowpair.queue.ending`, the node's heartbeats and leases
+:mod:`stowpair.queue.leases`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -26,49 +28,38 @@ from twisted.python.failure import Failure
 
 from stowpair.config.model import Config, Queue
 from stowpair.config.schedule import contains_any
+from stowpair.db.errors import DatabaseUnavailable
 from stowpair.exporter.outcome import (
-    Cancellation,
     ExporterProvider,
     ExportError,
     ExportRequest,
-    InstanceOutcome,
     Outcome,
     TaskStatus,
     is_permanent_refusal,
 )
-from stowpair.exporter.outcome_rule import failure_summary
 from stowpair.queue import events as _events  # noqa: F401  (registers event names)
+from stowpair.queue.ending import AttemptEnds, Running
 from stowpair.queue.info import TaskInfoSource, info_changes
-from stowpair.queue.manager import StopReason
-from stowpair.queue.model import PENDING, Task, TaskFilter
-from stowpair.queue.purge import purge_finished, results_of
-from stowpair.queue.retry import retry_delay, should_retry
+from stowpair.queue.leases import LeaseKeeper
+from stowpair.queue.manager import StopReason as AskedStop
+from stowpair.queue.model import Task
+from stowpair.queue.purge import purge_finished
+from stowpair.queue.recovery import recover_interrupted, take_over_stalled
 from stowpair.queue.store import TaskStore
 
 
-@dataclass
-class _Running:
-    task: Task
-    cancellation: Cancellation = field(default_factory=Cancellation)
-    export: Deferred[Any] | None = None
-    #: Why it was cancelled: by a user (-> CANCELED), by a reschedule (the task is
-    #: SCHEDULED already) or by shutdown (-> SCHEDULED).
-    stop_reason: Literal["", "user", "rescheduled", "shutdown"] = ""
-    already_done: frozenset[str] = frozenset()
-    #: SOP Instance UIDs whose results this attempt has already recorded.
-    recorded: set[str] = field(default_factory=set)
-
-
-class ExportScheduler(Service):
+class ExportScheduler(AttemptEnds, Service):
     """Runs export tasks from a :class:`TaskStore` with the providers by URI scheme.
 
     ``providers`` maps a URI scheme (``stow``, ``stowrs``) to its ExporterProvider.
     ``task_info`` gives NumberOfInstances and Modality of a task's entity from the
     archive index; they are stored when processing starts, for every task, as dcm4chee's
-    ExportTaskProcessor does. ``stopService`` drains: it fires when running exports finish; after
-    ``drain_timeout`` seconds they are cancelled (no new requests), and after a further
-    ``cancel_grace`` seconds their Deferreds are cancelled; either way their tasks go
-    back to SCHEDULED so the next start resumes them.
+    ExportTaskProcessor does. The node is the configured device name; ``process`` names
+    this process in its heartbeats (e.g. ``host:pid``). ``stopService`` drains: it fires
+    when running exports finish; after ``drain_timeout`` seconds they are cancelled (no new
+    requests), and after a further ``cancel_grace`` seconds their Deferreds are
+    cancelled; either way their tasks go back to SCHEDULED so the next start resumes
+    them.
     """
 
     log = Logger()
@@ -84,8 +75,10 @@ class ExportScheduler(Service):
         purge_interval: float = 60.0,
         fetch_size: int = 100,
         task_info: TaskInfoSource | None = None,
+        process: str = "",
     ) -> None:
         self.config = config
+        self.node = config.device.name
         self._store = store
         self._providers = dict(providers)
         self._clock = clock
@@ -94,7 +87,7 @@ class ExportScheduler(Service):
         self._purge_interval = purge_interval
         self._fetch_size = fetch_size
         self._task_info = task_info
-        self._running: dict[int, _Running] = {}
+        self._running: dict[int, Running] = {}
         self._reserved: dict[str, int] = {}
         self._loop: LoopingCall | None = None
         self._kick_call: IDelayedCall | None = None
@@ -106,6 +99,13 @@ class ExportScheduler(Service):
         self._last_purge = float("-inf")
         self._drained: Deferred[None] | None = None
         self._timers: list[IDelayedCall] = []
+        self._aborting = False
+        self._paused_since: float | None = None
+        self._current_poll: Deferred[None] | None = None
+        db = config.database
+        self.keeper = LeaseKeeper(
+            store, self, self.node, process, clock, db.heartbeat_interval, db.lease
+        )
         self.started: Deferred[None] = succeed(None)
 
     # -- public API ----------------------------------------------------------------
@@ -142,13 +142,12 @@ class ExportScheduler(Service):
         self._wake_times.discard(when)
         self.kick()
 
-    def cancel(self, task_id: int, reason: StopReason = "user") -> bool:
+    def cancel(self, task_id: int, reason: AskedStop = "user") -> bool:
         """Ask a running export to stop (no new requests); False if not running here."""
         running = self._running.get(task_id)
         if running is None:
             return False
-        running.stop_reason = reason
-        running.cancellation.cancel()
+        self._stop(running, reason)
         return True
 
     def is_running(self, task_id: int) -> bool:
@@ -162,55 +161,24 @@ class ExportScheduler(Service):
     def startService(self) -> None:
         super().startService()
         self._stopping = False
-        d: Deferred[None] = Deferred.fromCoroutine(self._recover_interrupted())
+        self._aborting = False
+        d = Deferred.fromCoroutine(
+            recover_interrupted(self._store, self, self.node, self._clock.seconds())
+        )
         d.addErrback(self._log_error, "queue.poll.error")
         d.addCallback(lambda _: self._start_loop())
         self.started = d
 
-    async def _recover_interrupted(self) -> None:
-        """Tasks of this device found IN PROCESS at start-up had their attempt cut short
-        (the process was killed or crashed). Each such attempt counts as a failure, as
-        any failed attempt does: the retry schedule applies and ``max-retries`` ends a
-        crash loop. What the attempt had recorded stays, so only the rest is sent again.
-        """
-        device = self.config.device.name
-        flt = TaskFilter(device_name=device, statuses=(TaskStatus.IN_PROCESS,))
-        interrupted = await self._store.find(flt)
-        if interrupted:
-            self.log.warn(
-                "{count} task(s) of device {device} were IN PROCESS at startup: their"
-                " attempts were interrupted and count as failed attempts",
-                count=len(interrupted),
-                device=device,
-                event="queue.startup.reset",
-            )
-        for task in interrupted:
-            delivered = await self._store.delivered(task.task_id)
-            changes = self._interrupted_changes(task, len(delivered))
-            updated = await self._store.finish(task.task_id, [], changes, (TaskStatus.IN_PROCESS,))
-            if updated is not None:
-                self._log_state(updated, task.status)
+    def retry_changes(self, task: Task, queue: Queue, retry_after: float | None) -> dict[str, Any]:
+        return self._retry(task, queue, retry_after)
 
-    def _interrupted_changes(self, task: Task, delivered: int) -> dict[str, Any]:
-        queue = self.config.queues.get(task.queue_name, Queue(task.queue_name))
-        attempt = task.failures + 1
-        message = (
-            f"Attempt {attempt} interrupted: the process stopped while it ran (crash or kill);"
-            f" {delivered} instance(s) acknowledged so far are not sent again"
-        )
-        changes: dict[str, Any] = {
-            "processing_end_time": None,
-            "error_message": "export interrupted: the process stopped while it ran",
-            "outcome_message": message,
-        }
-        changes.update(self._retry(task, queue, None))
-        if changes.get("status") != TaskStatus.SCHEDULED_FOR_RETRY:
-            changes.update(status=TaskStatus.FAILED, processing_end_time=self._clock.seconds())
-        return changes
+    def log_state(self, task: Task, previous: TaskStatus) -> None:
+        self._log_state(task, previous)
 
     def _start_loop(self) -> None:
         if not self.running or self._stopping:
             return
+        self.keeper.start()
         self._loop = LoopingCall(self._poll)
         self._loop.clock = self._clock
         self._loop.start(self.config.task_polling_interval, now=True).addErrback(
@@ -228,6 +196,17 @@ class ExportScheduler(Service):
         self._kick_call = None
         self._wakeups = []
         self._wake_times = set()
+        # a poll in flight may be claiming tasks: they are handed back before draining
+        d: Deferred[Any] = self._current_poll or succeed(None)
+        d.addBoth(lambda _: self._drain())
+        d.addBoth(self._stop_keeper)
+        return d
+
+    def _stop_keeper(self, result: object) -> object:
+        self.keeper.stop()  # heartbeats go on while exports drain: their leases hold
+        return result
+
+    def _drain(self) -> Deferred[None]:
         if not self._running:
             return succeed(None)
         self.log.info(
@@ -252,8 +231,7 @@ class ExportScheduler(Service):
             event="queue.drain",
         )
         for running in self._running.values():
-            running.stop_reason = running.stop_reason or "shutdown"
-            running.cancellation.cancel()
+            self._stop(running, "shutdown")
 
     def _abort_all(self) -> None:
         self.log.warn(
@@ -262,9 +240,12 @@ class ExportScheduler(Service):
             action="abort",
             event="queue.drain",
         )
+        self._aborting = True
         for running in list(self._running.values()):
             if running.export is not None:
                 running.export.cancel()
+            if running.sleep is not None:
+                running.sleep.cancel()  # an end that could not be written: given up
 
     # -- polling ---------------------------------------------------------------------
 
@@ -280,20 +261,50 @@ class ExportScheduler(Service):
         self._polling = True
         self._poll_again = False
         d = Deferred.fromCoroutine(self._poll_once())
-        d.addErrback(self._log_error, "queue.poll.error")
+        d.addCallbacks(self._polled, self._poll_failed)
         d.addBoth(self._poll_done)
+        if self._polling:  # still running: stopService waits for it
+            self._current_poll = Deferred()
         return d
 
     def _poll_done(self, _: object) -> None:
         self._polling = False
+        current, self._current_poll = self._current_poll, None
+        if current is not None:
+            current.callback(None)
         if self._poll_again:
             self.kick()
+
+    def _polled(self, _: object) -> None:
+        if self._paused_since is not None:
+            self.log.info(
+                "Database reachable again: the scheduler resumes after {paused:.1f}s",
+                paused=self._clock.seconds() - self._paused_since,
+                event="queue.resumed",
+            )
+            self._paused_since = None
+
+    def _poll_failed(self, failure: Failure) -> None:
+        if not failure.check(DatabaseUnavailable):
+            self._log_error(failure, "queue.poll.error")
+        elif self._paused_since is None:
+            self._paused_since = self._clock.seconds()
+            self.log.warn(
+                "The scheduler pauses: {error}; running exports go on and their results are"
+                " written when the database is back",
+                error=failure.getErrorMessage(),
+                event="queue.paused",
+            )
 
     async def _poll_once(self) -> None:
         now = self._clock.seconds()
         if now - self._last_purge >= self._purge_interval:
             self._last_purge = now
             await self._purge(now)
+        if self.keeper.may_take_over():
+            lease = self.keeper.lease
+            if await take_over_stalled(self._store, self, self.node, now, lease):
+                self._poll_again = True
         for queue in list(self.config.queues.values()):
             await self._fill(queue)
 
@@ -314,40 +325,28 @@ class ExportScheduler(Service):
     async def _fill(self, queue: Queue) -> None:
         if not self._open(queue):
             return
-        free = queue.max_tasks_parallel - self._busy(queue.name)
-        now = self._clock.seconds()
-        due = await self._store.due(
-            self.config.device.name, queue.name, now, min(free, self._fetch_size)
-        )
-        for task in due:
-            if not self._open(queue):  # the schedule is checked before each task
-                return
-            if task.task_id not in self._running:
-                await self._start(task, queue)
-
-    async def _start(self, task: Task, queue: Queue) -> None:
-        self._reserved[queue.name] = self._busy(queue.name) + 1
-        running = _Running(task)
-        self._running[task.task_id] = running
+        wanted = min(queue.max_tasks_parallel - self._busy(queue.name), self._fetch_size)
+        self._reserved[queue.name] = self._busy(queue.name) + wanted
         try:
-            changes = {
-                "status": TaskStatus.IN_PROCESS,
-                "processing_start_time": self._clock.seconds(),
-                "processing_end_time": None,
-                **await info_changes(self._task_info, task),
-            }
-            claimed = await self._store.update(task.task_id, changes, only_if=PENDING)
-        except BaseException:
-            self._release(running)
-            raise
-        if claimed is None:  # cancelled, deleted or rescheduled meanwhile
-            self._release(running)
-            return
-        running.task = claimed
-        self._log_state(claimed, task.status)
-        self._launch(running)
+            claimed = await self._store.claim(self.node, queue.name, self._clock.seconds(), wanted)
+        finally:
+            self._reserved[queue.name] = self._busy(queue.name) - wanted
+        for task, previous in claimed:
+            if self._stopping:
+                await self._hand_back(task)
+                continue
+            self._reserved[queue.name] = self._busy(queue.name) + 1
+            running = Running(task, mark=self.keeper.mark())
+            self._running[task.task_id] = running
+            self._log_state(task, previous)
+            self._launch(running)
 
-    def _release(self, running: _Running) -> None:
+    async def _hand_back(self, task: Task) -> None:
+        """A task claimed while the service stops: SCHEDULED again, as it was."""
+        changes = {"status": TaskStatus.SCHEDULED, "processing_start_time": None}
+        await self._store.finish(task.task_id, [], changes, (TaskStatus.IN_PROCESS,), task.lease)
+
+    def _release(self, running: Running) -> None:
         task = running.task
         if self._running.pop(task.task_id, None) is not None:
             self._reserved[task.queue_name] = max(0, self._busy(task.queue_name) - 1)
@@ -362,14 +361,14 @@ class ExportScheduler(Service):
 
     # -- running one export ------------------------------------------------------------
 
-    def _launch(self, running: _Running) -> None:
+    def _launch(self, running: Running) -> None:
         export = Deferred.fromCoroutine(self._attempt(running))
         running.export = export
         d = Deferred.fromCoroutine(self._run(running, export))
         d.addErrback(self._log_error, "queue.task.error")
         d.addBoth(lambda _: self._release(running))
 
-    async def _run(self, running: _Running, export: Deferred[Outcome]) -> None:
+    async def _run(self, running: Running, export: Deferred[Outcome]) -> None:
         """Await the export (which shutdown may cancel) and store what came of it."""
         try:
             outcome = await export
@@ -378,11 +377,16 @@ class ExportScheduler(Service):
         else:
             await self._succeeded(outcome, running)
 
-    async def _attempt(self, running: _Running) -> Outcome:
+    async def _attempt(self, running: Running) -> Outcome:
         """One attempt, knowing what earlier attempts settled: delivered instances, and
         instances refused for good (a permanent Failure Reason, docs/exporter.md), which
         are not sent again."""
         task_id = running.task.task_id
+        info = await info_changes(self._task_info, running.task)
+        if info:
+            only = (TaskStatus.IN_PROCESS,)
+            updated = await self._store.update(task_id, info, only, lease=running.lease)
+            running.task = updated or running.task
         delivered = await self._store.delivered(task_id)
         refused = {
             r.sop_instance_uid: (r.reason, r.reason_code)
@@ -395,7 +399,7 @@ class ExportScheduler(Service):
         self,
         already_done: frozenset[str],
         refused: dict[str, tuple[str, int]],
-        running: _Running,
+        running: Running,
     ) -> Deferred[Outcome]:
         task = running.task
         running.already_done = already_done
@@ -422,156 +426,6 @@ class ExportScheduler(Service):
         )
         return provider.export(request, running.cancellation)
 
-    def _record(self, running: _Running, outcomes: Sequence[InstanceOutcome]) -> Deferred[None]:
-        """Commit one request's results now (durable progress). A failed commit is logged
-        and the results are written again when the attempt ends."""
-        fresh = [o for o in outcomes if o.sop_instance_uid not in running.recorded]
-        uids = {o.sop_instance_uid for o in fresh}
-        running.recorded |= uids
-        rows = results_of(running.task, fresh)
-        d = self._store.record_results(
-            running.task.task_id, rows, (TaskStatus.IN_PROCESS, TaskStatus.CANCELED)
-        )
-
-        def failed(failure: Failure) -> None:
-            running.recorded -= uids
-            self.log.failure(
-                "Could not record the results of task {task_id} yet ({error}); they are"
-                " written when the attempt ends",
-                failure,
-                task_id=running.task.task_id,
-                exporter_id=running.task.exporter_id,
-                error=str(failure.value),
-                event="queue.task.error",
-            )
-
-        return d.addCallbacks(lambda _: None, failed)
-
-    def _succeeded(self, outcome: Outcome, running: _Running) -> Deferred[None]:
-        changes: dict[str, Any] = {
-            "processing_end_time": self._clock.seconds(),
-            "outcome_message": outcome.message,
-            "error_message": failure_summary(outcome),
-        }
-        status = outcome.status
-        if status not in (TaskStatus.COMPLETED, TaskStatus.WARNING, TaskStatus.CANCELED):
-            status = TaskStatus.FAILED
-        return self._settle(running, status, changes, outcome.retry_after, outcome)
-
-    def _failed(self, failure: Failure, running: _Running) -> Deferred[None]:
-        if failure.check(ExportError):
-            message = str(failure.value)
-        elif failure.check(CancelledError) and running.stop_reason:
-            message = "export aborted at shutdown; it will run again"
-        else:
-            self.log.failure(
-                "Unexpected error exporting task {task_id} ({exporter_id})",
-                failure,
-                task_id=running.task.task_id,
-                exporter_id=running.task.exporter_id,
-                error=str(failure.value),
-                event="queue.task.error",
-            )
-            message = f"{type(failure.value).__name__}: {failure.value}"
-        changes = {"processing_end_time": self._clock.seconds(), "error_message": message}
-        return self._settle(running, TaskStatus.FAILED, changes, None, None)
-
-    def _settle(
-        self,
-        running: _Running,
-        status: TaskStatus,
-        changes: dict[str, Any],
-        retry_after: float | None,
-        outcome: Outcome | None,
-    ) -> Deferred[None]:
-        """Decide the final or retry state (dcm4chee's onProcessingSuccessful/Failed)."""
-        task = running.task
-        queue = self.config.queues.get(task.queue_name, Queue(task.queue_name))
-        if running.stop_reason in ("user", "rescheduled"):
-            status = TaskStatus.CANCELED
-        elif running.stop_reason == "shutdown" and status != TaskStatus.COMPLETED:
-            status = TaskStatus.SCHEDULED
-            changes.update(processing_start_time=None, processing_end_time=None)
-        elif should_retry(status, queue, outcome):
-            changes.update(self._retry(task, queue, retry_after))
-        changes.setdefault("status", status)
-        instances = outcome.instances if outcome is not None else ()
-        results = results_of(
-            task, [i for i in instances if i.sop_instance_uid not in running.recorded]
-        )
-        d = self._store.finish(
-            task.task_id, results, changes, (TaskStatus.IN_PROCESS, TaskStatus.CANCELED)
-        )
-        return d.addCallback(self._settled, task, running.stop_reason)
-
-    def _retry(self, task: Task, queue: Queue, retry_after: float | None) -> dict[str, Any]:
-        failures = task.failures + 1
-        seconds = retry_delay(queue, failures)
-        if seconds is None:
-            return {"failures": failures}
-        delay = max(float(seconds), retry_after or 0.0)
-        when = self._clock.seconds() + delay
-        self.log.info(
-            "Task {task_id} ({exporter_id}) will be retried in {delay:.0f}s (failure {failures})",
-            task_id=task.task_id,
-            exporter_id=task.exporter_id,
-            failures=failures,
-            delay=delay,
-            scheduled_time=when,
-            event="queue.task.retry",
-        )
-        if self.running and not self._stopping:
-            self._wakeups = [c for c in self._wakeups if c.active()]
-            self._wakeups.append(self._clock.callLater(delay, self.kick))
-        return {
-            "failures": failures,
-            "status": TaskStatus.SCHEDULED_FOR_RETRY,
-            "scheduled_time": when,
-        }
-
-    def _settled(self, updated: Task | None, before: Task, stop_reason: str = "") -> None:
-        if updated is None and stop_reason == "rescheduled":
-            self.log.info(
-                "Task {task_id} was rescheduled while it ran: its running attempt stopped",
-                task_id=before.task_id,
-                exporter_id=before.exporter_id,
-                event="queue.task.rescheduled",
-            )
-            return
-        if updated is None:
-            self.log.warn(
-                "Task {task_id} was deleted while it ran; its result was dropped",
-                task_id=before.task_id,
-                status=None,
-                event="queue.task.lost",
-            )
-            return
-        self._log_state(updated, before.status)
-
-    def _log_state(self, task: Task, previous: TaskStatus) -> None:
-        message = task.error_message or task.outcome_message or ""
-        self.log.info(
-            "Task {task_id} ({exporter_id}, Study {study_uid}): {previous} -> {status}"
-            " (failures: {failures}) {message}",
-            task_id=task.task_id,
-            exporter_id=task.exporter_id,
-            queue=task.queue_name,
-            study_uid=task.study_uid,
-            previous=previous.value,
-            status=task.status.value,
-            failures=task.failures,
-            message=message,
-            event="queue.task.state",
-        )
-
     async def _purge(self, now: float) -> None:
         for queue in list(self.config.queues.values()):
             await purge_finished(self._store, queue, now)
-
-    def _log_error(self, failure: Failure, event: str) -> None:
-        self.log.failure(
-            "Export queue error (the scheduler keeps running): {error}",
-            failure,
-            error=str(failure.value),
-            event=event,
-        )

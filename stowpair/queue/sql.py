@@ -1,19 +1,21 @@
-"""SQL text and row mapping for :class:`~stowpair.queue.store.SQLiteTaskStore`.
+"""SQL text and row mapping of the task store, for SQLite and PostgreSQL alike.
 
 Column names follow dcm4chee's ``task`` table (reference §4) so that people who know
-the archive's database recognise them.
+the archive's database recognise them. Queries use ``?`` placeholders
+(:mod:`stowpair.db.adapter`); the PostgreSQL schema is in ``stowpair/db/migrations``.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from stowpair.db.adapter import Dialect
 from stowpair.exporter.outcome import InstanceStatus, TaskStatus
 from stowpair.queue.model import InstanceResult, Task, TaskFilter
 
-SCHEMA = """
+#: The SQLite schema, version 1 (as first released); later versions are steps below.
+SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS task (
     pk INTEGER PRIMARY KEY AUTOINCREMENT,
     device_name TEXT NOT NULL,
@@ -60,6 +62,23 @@ CREATE TABLE IF NOT EXISTS task_instance (
 CREATE INDEX IF NOT EXISTS task_instance_task ON task_instance (task_pk, status);
 """
 
+#: SQLite schema steps after version 1 (``PRAGMA user_version`` records the version).
+SQLITE_STEPS: dict[int, str] = {
+    2: """
+ALTER TABLE task ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE task_instance ADD COLUMN device_name TEXT;
+ALTER TABLE task_instance ADD COLUMN lease_epoch INTEGER;
+CREATE INDEX IF NOT EXISTS task_device ON task (device_name, task_status);
+CREATE TABLE IF NOT EXISTS node (
+    device_name TEXT PRIMARY KEY,
+    started_time REAL NOT NULL,
+    heartbeat_time REAL NOT NULL,
+    process TEXT NOT NULL DEFAULT ''
+);
+""",
+}
+SQLITE_VERSION = max(SQLITE_STEPS)
+
 #: Task field -> column.
 COLUMNS: dict[str, str] = {
     "task_id": "pk",
@@ -85,13 +104,20 @@ COLUMNS: dict[str, str] = {
     "requester_user_id": "rq_user_id",
     "requester_host": "rq_host",
     "request_uri": "rq_uri",
+    "epoch": "lease_epoch",
 }
 ORDER_COLUMNS = {
     "createdTime": "created_time",
     "updatedTime": "updated_time",
     "scheduledTime": "scheduled_time",
 }
-SELECT_TASK = "SELECT " + ", ".join(COLUMNS.values()) + " FROM task"
+TASK_COLUMNS = ", ".join(COLUMNS.values())
+SELECT_TASK = f"SELECT {TASK_COLUMNS} FROM task"
+#: The stored columns of an InstanceResult, in its field order.
+RESULT_COLUMNS = (
+    "task_pk, attempt, sop_iuid, series_iuid, sop_cuid, status, reason, reason_code,"
+    " http_status, bytes, elapsed"
+)
 
 
 def to_db(name: str, value: Any) -> Any:
@@ -103,14 +129,14 @@ def to_db(name: str, value: Any) -> Any:
     return value
 
 
-def task_from_row(row: sqlite3.Row | tuple[Any, ...]) -> Task:
+def task_from_row(row: Sequence[Any]) -> Task:
     values = dict(zip(COLUMNS, row, strict=True))
     values["status"] = TaskStatus(values["status"])
     values["modalities"] = tuple(m for m in (values["modalities"] or "").split("\\") if m)
     return Task(**values)
 
 
-def result_from_row(row: tuple[Any, ...]) -> InstanceResult:
+def result_from_row(row: Sequence[Any]) -> InstanceResult:
     task_id, attempt, sop, series, cuid, status, reason, code, http, size, elapsed = row
     return InstanceResult(
         task_id, attempt, sop, series, cuid, InstanceStatus(status), reason, code, http, size,
@@ -153,11 +179,11 @@ def where(flt: TaskFilter) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-def order_limit(flt: TaskFilter, prefix: str = "") -> str:
+def order_limit(flt: TaskFilter, dialect: Dialect, prefix: str = "") -> str:
     """ORDER BY / LIMIT / OFFSET; the task id breaks ties so pages are stable."""
     direction = "DESC" if flt.descending else "ASC"
     column = ORDER_COLUMNS[flt.order_by]
-    limit = -1 if flt.limit is None else int(flt.limit)
+    limit = dialect.no_limit if flt.limit is None else str(int(flt.limit))
     return (
         f" ORDER BY {prefix}{column} {direction}, pk {direction}"
         f" LIMIT {limit} OFFSET {int(flt.offset)}"

@@ -375,6 +375,9 @@ class StowResource(Resource):
     def respond(
         self, result: TransactionResult, request: Request, upload: _Upload
     ) -> Deferred[None] | None:
+        if result.unavailable is not None:
+            self._unavailable(result, request, upload)
+            return None
         code = stow_status(result)
         media, body = self._encoded(result, request)
         self._log_outcome(result, request)
@@ -396,6 +399,25 @@ class StowResource(Resource):
             return deferLater(self.clock, delay, write)
         write()
         return None
+
+    def _unavailable(self, result: TransactionResult, request: Request, upload: _Upload) -> None:
+        """503 with Retry-After: the archive could not index; sending the same request
+        again later stores what is missing (what was stored is acknowledged again)."""
+        problem = result.unavailable
+        assert problem is not None
+        message = f"the archive cannot store instances now: {problem.message}"
+        body = f"{message}; send the request again in {problem.retry_after}s\n".encode()
+        if getattr(request, "_disconnected", False):
+            return
+        request.setResponseCode(503)
+        request.setHeader("Content-Type", "text/plain; charset=utf-8")
+        request.setHeader("Content-Length", str(len(body)))
+        request.setHeader("Retry-After", str(problem.retry_after))
+        for name, value in self._cors(request):
+            request.responseHeaders.addRawHeader(name, value)
+        request.write(body)
+        request.finish()
+        self.log_request(request, upload.started, 503, result, error=message)
 
     def _log_outcome(self, result: TransactionResult, request: Request) -> None:
         self._log_stored(result, request)

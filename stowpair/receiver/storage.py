@@ -177,6 +177,16 @@ class StoreError(Exception):
         self.message = message
 
 
+class StorageUnavailable(Exception):
+    """The backend cannot take instances now (its index's database cannot be reached):
+    the whole request is answered 503 with ``Retry-After`` and may be sent again as is."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
 class StorageBackend(Protocol):
     """Where received instances go; see the module docstring for the call sequence."""
 

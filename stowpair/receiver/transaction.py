@@ -45,6 +45,7 @@ from stowpair.receiver.storage import (
     InstanceResult,
     RequestContext,
     StorageBackend,
+    StorageUnavailable,
     StoreError,
     TempPart,
 )
@@ -77,6 +78,8 @@ class TransactionResult:
     syntax_error: str | None = None
     #: Why the rest of the body was not read: it passed the request size limit (413).
     limit_error: str | None = None
+    #: The backend could not take instances (503 with Retry-After), or None.
+    unavailable: StorageUnavailable | None = None
     parts: int = 0
     bytes: int = 0
 
@@ -327,6 +330,9 @@ class StowTransaction:
         self.result.stored.append((part.number, result))
 
     def _failed(self, failure: Failure, part: _Part) -> None:
+        if isinstance(failure.value, StorageUnavailable):
+            self.result.unavailable = self.result.unavailable or failure.value
+            failure = Failure(StoreError(OUT_OF_RESOURCES, failure.value.message))
         self.result.failed.append(_as_part_failure(failure, part))
         if part.temp is not None:
             self._storage.discard(part.temp.path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,10 @@ from pydicom.data import get_testdata_file, get_testdata_files
 from twisted.internet import reactor
 
 from stowpair.archive.index import SQLiteIndex
+from stowpair.archive.model import InstanceIndex
+from stowpair.archive.pg_index import PostgresIndex
+from stowpair.db.postgres import PostgresDatabase
+from tests.postgres import scratch_database
 
 #: One bundled pydicom file per transfer syntax it ships (pydicom 3.0.x).
 FILES_BY_SYNTAX = {
@@ -53,3 +58,19 @@ def index(tmp_path: Path) -> Iterator[SQLiteIndex]:
     pytest_twisted.blockon(idx.opened)
     yield idx
     pytest_twisted.blockon(idx.close())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[InstanceIndex]:
+    with ExitStack() as stack:
+        made: InstanceIndex
+        if request.param == "sqlite":
+            made = SQLiteIndex(tmp_path / "index.sqlite", reactor)
+        else:
+            database = PostgresDatabase(stack.enter_context(scratch_database()), reactor)
+            stack.callback(lambda: pytest_twisted.blockon(database.close()))
+            pytest_twisted.blockon(database.open())
+            made = PostgresIndex(database, tmp_path)
+        pytest_twisted.blockon(made.opened)
+        yield made
+        pytest_twisted.blockon(made.close())

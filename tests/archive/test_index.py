@@ -1,4 +1,5 @@
-"""The SQLite instance index (stowpair.archive.index)."""
+"""The SQLite instance index (stowpair.archive.index): what only SQLite does; the rest is
+the index contract (test_index_contract.py)."""
 
 from __future__ import annotations
 
@@ -37,49 +38,6 @@ def record(tmp: Path, series: str, sop: str, size: int = 10, **kw: object) -> In
 
 
 @pytest_twisted.ensureDeferred
-async def test_add_then_query_returns_every_field(index: SQLiteIndex, tmp_path: Path) -> None:
-    """When records are added, the query returns them with every field intact."""
-    records = [record(tmp_path, "1.2.3.1", "1.2.3.1.1"), record(tmp_path, "1.2.3.2", "1.2.3.2.1")]
-    assert await index.add(records) == 2
-    result = await index.query(STUDY)
-    assert result.instances == tuple(records)
-    assert result.missing == ()
-
-
-@pytest_twisted.ensureDeferred
-async def test_adding_again_changes_nothing(index: SQLiteIndex, tmp_path: Path) -> None:
-    """When the same records are added twice, none is new and received_time is kept."""
-    r = record(tmp_path, "1.2.3.1", "1.2.3.1.1")
-    await index.add([r])
-    assert await index.add([InstanceRecord(**{**r.__dict__, "received_time": 999.0})]) == 0
-    assert await index.get(r.sop_instance_uid) == r
-
-
-@pytest_twisted.ensureDeferred
-async def test_query_by_series_and_instance(index: SQLiteIndex, tmp_path: Path) -> None:
-    """When a series or an instance is named, only its instances are returned."""
-    a = record(tmp_path, "1.2.3.1", "1.2.3.1.1")
-    b = record(tmp_path, "1.2.3.1", "1.2.3.1.2", received_time=101.0)
-    c = record(tmp_path, "1.2.3.2", "1.2.3.2.1")
-    await index.add([a, b, c])
-    assert (await index.query(STUDY, "1.2.3.1")).instances == (a, b)
-    assert (await index.query(STUDY, "*", "1.2.3.2.1")).instances == (c,)
-    assert (await index.query(STUDY, "1.2.3.1", "1.2.3.2.1")).instances == ()
-    assert (await index.query("9.9")).instances == ()
-
-
-@pytest_twisted.ensureDeferred
-async def test_missing_file_is_reported(index: SQLiteIndex, tmp_path: Path) -> None:
-    """When an indexed file is gone from disk, the query lists it as missing."""
-    a = record(tmp_path, "1.2.3.1", "1.2.3.1.1")
-    b = record(tmp_path, "1.2.3.1", "1.2.3.1.2")
-    await index.add([a, b])
-    b.path.unlink()
-    result = await index.query(STUDY)
-    assert (result.instances, result.missing) == ((a,), (b,))
-
-
-@pytest_twisted.ensureDeferred
 async def test_index_survives_restart(tmp_path: Path) -> None:
     """When the index is closed and opened again, every record is still there."""
     database = tmp_path / "db" / "index.sqlite"
@@ -94,19 +52,6 @@ async def test_index_survives_restart(tmp_path: Path) -> None:
         assert await second.has_instances()
     finally:
         await second.close()
-
-
-@pytest_twisted.ensureDeferred
-async def test_counts(index: SQLiteIndex, tmp_path: Path) -> None:
-    """When the archive is empty and then filled, count/has_instances/count_studies agree."""
-    assert not await index.has_instances()
-    await index.add([record(tmp_path, "1.2.3.1", "1.2.3.1.1"), record(tmp_path, "1.2.3.1", "1.2")])
-    assert (await index.count(), await index.count_studies(), await index.has_instances()) == (
-        2,
-        1,
-        True,
-    )
-    assert await index.get("7.7") is None
 
 
 @pytest_twisted.ensureDeferred

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from stowpair.config.diff import changes_text, config_changes
+from stowpair.config.loader import load_config
 from stowpair.config.model import Config, Exporter, ExportRule, Queue, WebApplication
 
 BASE = Config(
@@ -20,6 +22,19 @@ def test_nothing_changed() -> None:
     changes = config_changes(BASE, BASE)
     assert all(v == {"added": [], "changed": [], "removed": []} for v in changes.values())
     assert changes_text(changes).startswith("no web app, exporter, queue, rule")
+
+
+def test_same_file_with_secrets_is_unchanged(tmp_path: Path) -> None:
+    """When a file whose web app holds secrets is loaded twice, nothing is reported changed."""
+    conf = tmp_path / "c.toml"
+    conf.write_text(
+        '[webapps.a]\nurl = "http://127.0.0.1:1/stowrs"\n'
+        'properties = { bearer-token = "env:TOKEN" }\n'
+        '[webapps.b]\nurl = "http://127.0.0.1:2/stowrs"\n'
+        'properties = { basic-auth = "user:Secret-1" }\n'
+    )
+    changes = config_changes(load_config(conf), load_config(conf))
+    assert changes["webapps"] == {"added": [], "changed": [], "removed": []}
 
 
 def test_added_changed_removed() -> None:

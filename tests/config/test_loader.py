@@ -157,7 +157,8 @@ ERROR_CASES = [
         'colour = "red"\n',
         [
             'F:1: top level: unknown key "colour" (known: base_dir, demo_on_empty, device, rest, '
-            "emulator, archive, logging, webapps, exporters, queues, rules, keycloak-clients, "
+            "emulator, archive, database, logging, webapps, exporters, queues, rules, "
+            "keycloak-clients, "
             "ingest, dimse, remote_aes)"
         ],
     ),

@@ -11,10 +11,12 @@ import pydicom
 import pytest
 import pytest_twisted
 from pydicom.uid import ExplicitVRLittleEndian
+from twisted.internet.defer import fail
 from twisted.internet.threads import deferToThread
 
 from stowpair.archive.backend import ArchiveStorage
 from stowpair.archive.demo import generate_demo_study, mix_syntaxes
+from stowpair.db.errors import DatabaseUnavailable
 from stowpair.queue.model import TaskFilter
 from stowpair.service import StowpairService
 from tests.dimse.helpers import Sent, c_echo, c_store, dataset_bytes, start_service
@@ -182,6 +184,25 @@ async def test_out_of_space_answers_a700(
     src = generate_demo_study(tmp_path / "a", 1, 4, 1)[0]
     assert (await send(service, [src])).statuses == [0xA700]
     assert list(service.archive.incoming.glob("*dimse*")) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_unreachable_index_answers_a700_then_the_resend_stores(
+    service: StowpairService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the index's database cannot be reached, the C-STORE fails with 0xA700 (Out
+    of Resources: send again later); sent again once it is back, it is stored, indexed
+    and the export rules create the task."""
+    real_add = service.index.add
+    monkeypatch.setattr(
+        service.index, "add", lambda records: fail(DatabaseUnavailable("connection refused"))
+    )
+    src = generate_demo_study(tmp_path / "a", 1, 4, 1)[0]
+    assert (await send(service, [src])).statuses == [0xA700]
+    monkeypatch.setattr(service.index, "add", real_add)
+    assert (await send(service, [src])).statuses == [0x0000]
+    assert await service.index.get(sop(src)) is not None
+    assert len(await service.tasks.find(TaskFilter())) == 1
 
 
 @pytest_twisted.ensureDeferred

@@ -39,7 +39,7 @@ def make_config(queue: Queue | None = None, **config: Any) -> Config:
     queue = queue or Queue("Export1")
     exporter = Exporter("StowExporter", "stow:stowrsd", queue.name, ae_title="STOWPAIR")
     return Config(
-        device=Device("stowpair", ("STOWPAIR",)),
+        device=config.pop("device", Device("stowpair", ("STOWPAIR",))),
         webapps={"stowrsd": WebApplication("stowrsd", "http://127.0.0.1:18080/stowrs")},
         exporters={exporter.exporter_id: exporter, **config.pop("exporters", {})},
         queues={queue.name: queue},

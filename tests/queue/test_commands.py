@@ -109,6 +109,24 @@ def test_tasks_fits_100_columns_with_live_progress() -> None:
     assert max(len(line) for line in out.splitlines()) <= 100
 
 
+def test_tasks_of_a_cluster_name_their_node() -> None:
+    """When the tasks listed were run by more than one node (a cluster), a NODE column
+    shows which node holds or last ran each, every line still within 100 columns; --node
+    asks the REST API for one node's tasks (dicomDeviceName)."""
+    service = Service()
+    four_tasks(service)
+    result_of(service.api.store.update(4, {"device_name": "node-2"}))
+    code, out = run(run_tasks, service, "tasks")
+    lines = out.splitlines()
+    assert code == 0 and max(len(line) for line in lines) <= 100
+    assert lines[0].split()[:3] == ["ID", "STATUS", "NODE"]
+    assert lines[1].split()[:4] == ["4", "IN", "PROCESS", "node-2"]
+    assert lines[2].split()[4] == "stowpair"
+    code, out = run(run_tasks, service, "tasks", "--node", "node-2")
+    assert any("dicomDeviceName=node-2" in path for _, path in service.requests)
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["4"]
+
+
 def test_task_shows_the_per_instance_results() -> None:
     """When one task is asked for, its fields, progress and per-instance results show."""
     service = Service()
@@ -118,6 +136,7 @@ def test_task_shows_the_per_instance_results() -> None:
     lines = out.splitlines()
     assert code == 0 and max(len(line) for line in lines) <= 100
     assert lines[0] == "Task 4: IN PROCESS (attempt 2)"
+    assert "  node       stowpair" in lines
     assert "  instances  12/20 sent: 12 delivered, 0 failed" in lines
     assert lines[-5:] == [
         "ATTEMPT  SOP INSTANCE UID                STATUS     HTTP  REASON",

@@ -408,11 +408,11 @@ class BrokenStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    def due(self, *args: Any) -> Deferred[Any]:
+    def claim(self, *args: Any) -> Deferred[Any]:
         if self.failures:
             self.failures -= 1
             return fail(OSError("disk I/O error"))
-        return self._store.due(*args)
+        return self._store.claim(*args)
 
 
 def test_poll_error_does_not_stop_the_loop() -> None:

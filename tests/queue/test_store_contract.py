@@ -1,15 +1,16 @@
-"""The task-store contract every implementation passes (SQLite in memory driven inline,
-SQLite in a file on its worker thread; a PostgreSQL store joins the parameter list).
+"""The task-store contract every implementation passes: SQLite in memory driven inline,
+SQLite in a file on its worker thread, PostgreSQL (a scratch database of the machine's
+server, tests/postgres.py) on its connection pool.
 
 Durable progress: per-instance results are recorded while an attempt runs, are seen as
 delivered at once, survive a reopen, and never land on a task that is not running.
+Cluster: due tasks are claimed by one node each, writes are fenced by the lease, silent
+nodes' tasks are found, and the export-rule debounce holds across nodes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_twisted
@@ -18,21 +19,9 @@ from twisted.internet import reactor
 from stowpair.exporter.outcome import InstanceStatus, TaskStatus
 from stowpair.queue.model import InstanceResult
 from stowpair.queue.store import SQLiteTaskStore, TaskStore
-from tests.queue.helpers import clock_at, new_task
+from tests.queue.helpers import new_task
 
 RUNNING = (TaskStatus.IN_PROCESS, TaskStatus.CANCELED)
-Factory = Callable[[Path], Any]
-STORES: dict[str, Factory] = {
-    "sqlite-memory": lambda path: SQLiteTaskStore(":memory:", clock_at()),
-    "sqlite-file-thread": lambda path: SQLiteTaskStore.on_thread(path / "tasks.sqlite", reactor),
-}
-
-
-@pytest.fixture(params=list(STORES))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TaskStore]:
-    made: TaskStore = STORES[request.param](tmp_path)
-    yield made
-    pytest_twisted.blockon(made.close())
 
 
 def result(

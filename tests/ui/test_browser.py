@@ -229,3 +229,17 @@ def test_declined_sign_in_is_not_asked_again_by_itself(page: Any, stowpair: Stow
     expect(page.get_by_role("dialog")).to_have_count(0)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("dialog").get_by_label("Access token")).to_be_visible()
+
+
+def test_tasks_of_several_nodes_show_their_node(page: Any, stowpair: Stowpair) -> None:
+    """When the tasks listed are held by more than one node (a cluster), a Node column
+    shows each task's dicomDeviceName."""
+    first = stowpair.export("StowExporter", scheduledTime=tomorrow(), batchID="nodes")
+    second = stowpair.export("StowExporter", scheduledTime=tomorrow(), batchID="nodes")
+    code, _ = stowpair.rest("POST", f"/monitor/export/{second}/reschedule",
+                            newDeviceName="node-2", scheduledTime=tomorrow())  # fmt: skip
+    assert code == 204
+    page.goto("/ui/#/tasks?batchID=nodes")
+    expect(page.get_by_role("columnheader", name="Node")).to_be_visible()
+    expect(row(page, second).get_by_role("cell", name="node-2", exact=True)).to_be_visible()
+    expect(row(page, first).get_by_role("cell", name="stowpair", exact=True)).to_be_visible()

@@ -193,16 +193,20 @@ export function mount(main, context) {
 
   function taskTable(data) {
     if (data.tasks.length === 0) return emptyState();
-    const rows = data.tasks.map((task) => taskRow(task, data.progress[task.taskID]));
+    // a cluster (docs/cluster.md): which node holds or last ran each task, when the
+    // tasks listed were run by more than one
+    const nodes = new Set(data.tasks.map((task) => task.dicomDeviceName));
+    const withNode = nodes.size > 1;
+    const rows = data.tasks.map((task) => taskRow(task, data.progress[task.taskID], withNode));
     return table(
       `Tasks ${data.offset + 1}–${data.offset + data.tasks.length} of ${data.matching}, most recently updated first`,
-      ['ID', 'Status', 'Exporter', 'Queue', 'Batch', 'Study', 'Instances', 'Created', 'Updated', 'Message', h('span', {class: 'sr-only'}, 'Actions')],
+      ['ID', 'Status', ...(withNode ? ['Node'] : []), 'Exporter', 'Queue', 'Batch', 'Study', 'Instances', 'Created', 'Updated', 'Message', h('span', {class: 'sr-only'}, 'Actions')],
       rows,
       {class: 'tasks'},
     );
   }
 
-  function taskRow(task, progress) {
+  function taskRow(task, progress, withNode) {
     const id = task.taskID;
     const done = (promise) => promise.then(() => document.dispatchEvent(new CustomEvent('stowpair-refresh')));
     const message = task.outcomeMessage || task.errorMessage || '';
@@ -218,6 +222,7 @@ export function mount(main, context) {
       {'data-task': id},
       h('td', {class: 'num'}, h('a', {href: `#/tasks/${id}`, 'data-focus': `task-${id}`, 'aria-label': `Task ${id} details`}, String(id))),
       h('td', {}, statusBadge(task.status)),
+      withNode ? h('td', {class: 'node'}, task.dicomDeviceName || '') : null,
       h('td', {}, task.ExporterID || ''),
       h('td', {}, task.queue || ''),
       h('td', {class: 'batch', title: task.batchID || null}, task.batchID || ''),
