@@ -31,6 +31,7 @@ setup(
         "pyopenssl>=24.2.1",
         "pyjwt[crypto]>=2.8",
         "pynetdicom>=2.1",
+        "prometheus-client>=0.20",
         # the PostgreSQL task store and archive index of a cluster (docs/cluster.md)
         "psycopg[binary]>=3.2",
         "psycopg-pool>=3.2",

@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stowpair.archive.commands",
     "stowpair.queue.commands",
     "stowpair.dimse.commands",
+    "stowpair.auth.commands",
 )
 
 

@@ -1,4 +1,5 @@
-"""Real peer processes for interop tests and benchmarks: Orthanc, socat, nginx, twistd.
+"""Real peer processes for interop tests and benchmarks: Orthanc, socat, nginx, Prometheus,
+twistd.
 
 Each peer runs on 127.0.0.1 on a free port in its own temporary folder and is stopped
 by :meth:`Peer.stop` (or the context manager). Blocking code: tests and benchmark
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -340,6 +342,70 @@ def start_oidc(
         peer.stop()
         raise PeerUnavailable(f"oidc-provider did not start: {e}\n{peer.log_tail()}") from None
     return peer
+
+
+def start_prometheus(
+    workdir: Path,
+    target: str,
+    scrape_interval: str = "1s",
+    rule_files: Sequence[Path] = (),
+    basic_auth: tuple[str, str] | None = None,
+) -> Peer:
+    """A Prometheus server (Debian ``prometheus``) scraping ``target`` (``host:port``,
+    path ``/metrics``) every ``scrape_interval``, its storage under ``workdir``."""
+    binary = require("prometheus", "prometheus")
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    job: dict[str, Any] = {
+        "job_name": "stowpair",
+        "scrape_interval": scrape_interval,
+        "scrape_timeout": scrape_interval,
+        "static_configs": [{"targets": [target]}],
+    }
+    if basic_auth is not None:
+        (workdir / "password").write_text(basic_auth[1])
+        job["basic_auth"] = {
+            "username": basic_auth[0],
+            "password_file": str(workdir / "password"),
+        }
+    config = {
+        "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
+        "rule_files": [str(p) for p in rule_files],
+        "scrape_configs": [job],
+    }
+    (workdir / "prometheus.yml").write_text(json.dumps(config, indent=1))  # JSON is YAML
+    argv = [
+        binary,
+        f"--config.file={workdir / 'prometheus.yml'}",
+        f"--storage.tsdb.path={workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    process, log_path = _spawn("prometheus", argv, workdir)
+    peer = Peer("prometheus", process, port, workdir, log_path)
+    deadline = time.monotonic() + 60
+    while True:  # /-/ready answers 503 until the storage is open
+        try:
+            wait_http(f"http://127.0.0.1:{port}/-/ready", timeout=30, process=process)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=5):
+                return peer
+        except urllib.error.HTTPError:
+            if time.monotonic() > deadline:
+                peer.stop()
+                raise PeerUnavailable(f"Prometheus not ready in 60 s\n{peer.log_tail()}") from None
+            time.sleep(0.1)
+        except (PeerUnavailable, OSError) as e:
+            peer.stop()
+            raise PeerUnavailable(f"Prometheus did not start: {e}\n{peer.log_tail()}") from None
+
+
+def prometheus_query(peer: Peer, query: str) -> list[dict[str, Any]]:
+    """The result vector of an instant query (``GET /api/v1/query``)."""
+    url = f"http://127.0.0.1:{peer.port}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    with urllib.request.urlopen(url, timeout=10) as response:
+        answer = json.loads(response.read())
+    if answer.get("status") != "success":
+        raise PeerUnavailable(f"Prometheus query {query!r} failed: {answer}")
+    return list(answer["data"]["result"])
 
 
 def start_twistd(

@@ -38,6 +38,7 @@ from stowpair.archive.ingest import make_ingest_resource
 from stowpair.archive.rules import RuleEngine
 from stowpair.auth.jwks import make_key_set
 from stowpair.auth.jwt_validator import TokenValidator
+from stowpair.auth.rest import RestAuthentication, warn_if_insecure
 from stowpair.config.diff import changes_text, config_changes
 from stowpair.config.errors import ConfigError
 from stowpair.config.loader import load_config
@@ -53,6 +54,8 @@ from stowpair.exporter.body import BodyPart, MultipartRelatedProducer
 from stowpair.exporter.outcome import ExporterProvider
 from stowpair.exporter.stow import StowExporter
 from stowpair.logs import register_events
+from stowpair.metrics.registry import Metrics, MetricsResource, MetricsService
+from stowpair.metrics.tasks import TaskGauges
 from stowpair.queue.info import index_task_info
 from stowpair.queue.manager import TaskManager
 from stowpair.queue.scheduler import ExportScheduler
@@ -117,6 +120,7 @@ class StowpairService(MultiService):
         # store or worker exists. No request is read before the reactor runs.
         listening = self._bind_listeners()
         self.pool.start()
+        self.rest_auth.start()
         self.stores: Stores = open_stores(cfg, self.reactor)
         self.index = self.stores.index
         # nodes sharing the storage folder keep their temp files apart
@@ -181,6 +185,13 @@ class StowpairService(MultiService):
         self._root.putChild(b"", ConsoleRedirect())
         self.api.emulator = self._emulator
         QueueService(self.tasks, self.scheduler).setServiceParent(self)
+        # After the queue: stopped before it, so no gauge query outlives the store.
+        self.metrics = Metrics()
+        self.task_gauges = TaskGauges(
+            self.tasks, self.reactor, lambda: self.config.device.name, lambda: self.config.queues
+        )
+        MetricsService(self.metrics, self.task_gauges).setServiceParent(self)
+        self._root.putChild(b"metrics", MetricsResource(self.metrics))
         super().startService()
         self._log_config("Configuration loaded from {source}")
         Deferred.fromCoroutine(self._start(listening)).addCallbacks(
@@ -193,10 +204,12 @@ class StowpairService(MultiService):
         reactor runs; DICOM stores reach the archive through the reactor too."""
         cfg = self.config
         self._root = _RestRoot()
+        # Every child of the root is behind the authentication guard ([rest.auth]).
+        self.rest_auth = RestAuthentication(self._root, cfg, self.reactor)
         rest = cfg.rest
         endpoint_type = TCP6ServerEndpoint if ":" in rest.host else TCP4ServerEndpoint
         endpoint = endpoint_type(self.reactor, rest.port, interface=rest.host)
-        site = streaming_site(self._root, rest.timeouts, "json", self.reactor)
+        site = streaming_site(self.rest_auth.guard, rest.timeouts, "json", self.reactor)
         listening = listen(endpoint, site, "the REST API")
         opened: list[IListeningPort] = []
 
@@ -239,12 +252,16 @@ class StowpairService(MultiService):
 
     async def _start(self, listening: Deferred[IListeningPort]) -> None:
         port = await listening
+        waits: list[Deferred[Any]] = []
         if self.ingest_validator is not None:
             # The port is open (a busy one stops the process before the reactor runs),
-            # but no request is read before the ingest's signing keys are loaded.
-            keys = self.ingest_validator.keys.refresh()
-            hold_until(port, keys)
-            await keys
+            # but no request is read before the signing keys are loaded.
+            waits.append(self.ingest_validator.keys.refresh())
+        waits.append(self.rest_auth.keys_loaded())  # [rest.auth] of type bearer
+        keys = DeferredList(waits, consumeErrors=True)
+        hold_until(port, keys)
+        await keys
+        warn_if_insecure(self.config)
         self._bound(port)
         instances = await self.index.opened
         self._announce_node()
@@ -350,7 +367,11 @@ class StowpairService(MultiService):
             url,
             data=producer,
             headers=Headers(
-                {b"Content-Type": [producer.content_type], b"Accept": [b"application/json"]}
+                {
+                    b"Content-Type": [producer.content_type],
+                    b"Accept": [b"application/json"],
+                    b"Authorization": [self.rest_auth.internal_authorization],
+                }
             ),
             reactor=self.reactor,
         )
@@ -389,15 +410,23 @@ class StowpairService(MultiService):
             )
             self.api.record_reload(e.errors)
             return e.errors
+        auth_changed = new.rest_auth != self.config.rest_auth
+        policy = await self.rest_auth.prepare(new) if auth_changed else None
         changes = self._restart_only_changes(new)
         applied = config_changes(self.config, new)
         self.config = new
+        if auth_changed:
+            self.rest_auth.guard.set_policy(policy)
         self.scheduler.set_config(new)
         self.rules.set_config(new)
         self.api.set_config(new)
         self.exporter.reconfigure(new.webapps, new.keycloak_clients)
         self.dicom_exporter.reconfigure(new.remote_aes)
-        summary = changes_text(applied) + "".join(f"; {c}" for c in changes)
+        summary = (
+            changes_text(applied)
+            + ("; rest.auth changed" if auth_changed else "")
+            + "".join(f"; {c}" for c in changes)
+        )
         self.api.record_reload([], summary)
         self.log.info(
             "Configuration reloaded from {source}: {summary}",
@@ -443,6 +472,7 @@ class StowpairService(MultiService):
             self.stores.close(),
         ]
         d = DeferredList(closing, consumeErrors=True)
+        d.addCallback(lambda _: self.rest_auth.stop())
         return d.addCallback(lambda _: self.pool.stop())
 
 

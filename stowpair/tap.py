@@ -22,6 +22,7 @@ from stowpair.config.secret import SecretError
 from stowpair.console import parse_level, use_console_level
 from stowpair.fsutil import folder_problem, log_file_problem
 from stowpair.logs import escape_console
+from stowpair.metrics.registry import Metrics, MetricsService
 from stowpair.process import ProcessService
 from stowpair.receiver.endpoints import (
     bearer_problem,
@@ -258,6 +259,8 @@ def make_stowrsd_service(options: StowrsdOptions) -> IService:
     if validator is not None:
         summary["auth"] = "Bearer JWT (" + (options["oauth-issuer"] or options["jwks"]) + ")"
         settings = replace(settings, bearer_validator=validator)
+    metrics = Metrics(receiver_only=True)
+    MetricsService(metrics).setServiceParent(top)
     receiver = ReceiverService(
         reactor,
         endpoint,
@@ -266,6 +269,7 @@ def make_stowrsd_service(options: StowrsdOptions) -> IService:
         layout,
         fsync=not options["no-fsync"],
         timeouts=options["timeouts"],
+        metrics=metrics,
     )
     receiver.setServiceParent(top)
     # a listener that fails later than at once (none of TCP or TLS) still stops stowrsd

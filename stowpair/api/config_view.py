@@ -18,7 +18,13 @@ from twisted.web.server import Request
 from stowpair.api.respond import Answer, json_answer, render_async
 from stowpair.api.taskjson import format_time
 from stowpair.config.durations import format_duration
-from stowpair.config.effective import auth_text, effective_properties, ingest_text, keycloak_text
+from stowpair.config.effective import (
+    auth_text,
+    effective_properties,
+    ingest_text,
+    keycloak_text,
+    rest_auth_text,
+)
 from stowpair.config.model import Config, Exporter, ExportRule, Queue, WebApplication
 
 if TYPE_CHECKING:
@@ -82,7 +88,7 @@ def config_json(config: Config) -> dict[str, Any]:
             "aeTitles": list(config.device.ae_titles),
             "taskPollingInterval": format_duration(config.task_polling_interval),
         },
-        "rest": f"{config.rest.host}:{config.rest.port}",
+        "rest": f"{config.rest.host}:{config.rest.port}, {rest_auth_text(config)}",
         "emulator": (
             f"http://{emulator.listener.host}:{emulator.listener.port}{emulator.path}"
             f" -> {emulator.directory} ({emulator.layout})"

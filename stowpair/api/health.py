@@ -13,6 +13,8 @@ from stowpair.web.errors import error_response, write_error
 
 class HealthResource(Resource):
     isLeaf = True
+    #: The listener's authentication guard reads this: ``[rest.auth] health``.
+    access = "health"
 
     def render_GET(self, request: Request) -> bytes:
         if any(request.postpath or []):  # /health/anything is not /health

@@ -39,5 +39,5 @@ def make_ingest_resource(
     pages of other origins are refused (403), as on every state-changing REST route.
     """
     base = settings or ReceiverSettings(server_name=f"stowpair-{aet}")
-    mounted = replace(base, path="/", refuse_cross_site=True)
+    mounted = replace(base, path="/", endpoint="ingest", refuse_cross_site=True)
     return StowResource(mounted, backend, reactor, run_blocking, source=aet)

@@ -7,7 +7,13 @@ import sys
 from pathlib import Path
 
 from stowpair.config.durations import format_duration
-from stowpair.config.effective import auth_text, effective_properties, ingest_text, keycloak_text
+from stowpair.config.effective import (
+    auth_text,
+    effective_properties,
+    ingest_text,
+    keycloak_text,
+    rest_auth_text,
+)
 from stowpair.config.errors import ConfigError
 from stowpair.config.loader import load_config
 from stowpair.config.model import (
@@ -59,7 +65,7 @@ def _check(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
         return 1
     lines = summary_lines(config)
-    warnings = secret_warnings(config)
+    warnings = secret_warnings(config) + auth_warnings(config)
     if warnings:
         count = f"{len(warnings)} warning{'s' if len(warnings) > 1 else ''}"
         lines[0] = lines[0].replace(": OK", f": OK, {count} (on stderr)", 1)
@@ -99,6 +105,19 @@ def property_lines(props: WebAppProperties) -> list[str]:
     dcm4chee = [f"{n}={shown[n]}" for n in DCM4CHEE_WEBAPP_PROPERTIES]
     ours = [f"{n}={shown[n]}" for n in EXTRA_WEBAPP_PROPERTIES]
     return [f"properties: {' '.join(dcm4chee)}", f"additions: {' '.join(ours)}"]
+
+
+def auth_warnings(config: Config) -> list[str]:
+    """A valid ``[rest.auth]`` that will surprise: the console's files protected by Bearer
+    tokens, which a browser has none of for the page itself."""
+    auth = config.rest_auth
+    if auth is not None and auth.kind == "bearer" and auth.console == "protected":
+        return [
+            'warning: rest.auth: type bearer with console = "protected": a browser cannot'
+            ' load the console (it has no token for the page itself); set console = "open"'
+            " to use it (its API calls still need the token)"
+        ]
+    return []
 
 
 def secret_warnings(config: Config) -> list[str]:
@@ -194,7 +213,8 @@ def summary_lines(config: Config) -> list[str]:
         f"{config.source}: OK (paths relative to {config.base_dir})",
         f"device {config.device.name}, AE titles {', '.join(config.device.ae_titles)}",
         f"REST http://{config.rest.host}:{config.rest.port}"
-        + ("" if config.rest.enabled else " (disabled)"),
+        + ("" if config.rest.enabled else " (disabled)")
+        + f", {rest_auth_text(config)}",
         f"emulator http://{emulator.listener.host}:{emulator.listener.port}{emulator.path} -> "
         f"{emulator.directory} ({emulator.layout})"
         if emulator.enabled

@@ -116,3 +116,19 @@ def ingest_text(auth: BearerAuth | None) -> str:
         f"scope {' '.join(auth.required_scopes)}" if auth.required_scopes else "",
     ]
     return "Bearer JWT access token required (" + ", ".join(c for c in checks if c) + ")"
+
+
+def rest_auth_text(config: Config) -> str:
+    """``[rest.auth]`` in a few words: kind, users (names and hash schemes), open paths."""
+    auth = config.rest_auth
+    if auth is None:
+        return "no authentication" + (" (insecure = true)" if config.rest_insecure else "")
+    if auth.kind == "basic":
+        users = ", ".join(f"{name} ({value.split('$')[1]})" for name, value in auth.users.items())
+        what = f"Basic auth, users {users}"
+    else:
+        b = auth.bearer
+        what = f"Bearer JWT ({(b.issuer or b.jwks) if b else '?'})"
+    opened = [p for p in ("health", "metrics", "console") if getattr(auth, p) == "open"]
+    shown = {"health": "/health", "metrics": "/metrics", "console": "/ui/"}
+    return what + (f"; open: {', '.join(shown[p] for p in opened)}" if opened else "")

@@ -192,6 +192,12 @@ def read_ingest(checker: Checker, data: Any) -> BearerAuth | None:
     section.allow(INGEST_KEYS)
     if not section.data:
         return None
+    return read_bearer(section)
+
+
+def read_bearer(section: Section) -> BearerAuth:
+    """JWT validation keys of a table (``[ingest]``, ``[rest.auth]`` of type bearer)."""
+    checker = section.checker
     issuer = _http_url(section, "oauth-issuer")
     jwks: str | None = None
     if section.has("jwks"):

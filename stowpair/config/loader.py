@@ -28,6 +28,7 @@ from stowpair.config.model import (
     EmulatorConfig,
     Listener,
 )
+from stowpair.config.rest_auth import check_exposure, read_rest_auth
 from stowpair.config.webapps import read_webapp
 
 TOP_KEYS = (
@@ -260,7 +261,7 @@ def build_config(doc: dict[str, Any], checker: Checker, source: Path) -> Config:
         demo = False
     device, interval = _device(checker, doc)
     rest = _section(checker, doc, "rest")
-    rest.allow(LISTENER_KEYS)
+    rest.allow((*LISTENER_KEYS, "insecure", "auth"))
     archive, json_log = _paths(checker, doc)
     rules = doc.get("rules", [])
     if not isinstance(rules, list):
@@ -293,6 +294,8 @@ def build_config(doc: dict[str, Any], checker: Checker, source: Path) -> Config:
             for n, d in _named_tables(checker, doc, "keycloak-clients").items()
         },
         ingest_auth=read_ingest(checker, doc["ingest"]) if "ingest" in doc else None,
+        rest_auth=read_rest_auth(rest),
+        rest_insecure=rest.boolean("insecure", False),
         dimse=read_dimse(checker, doc, device.ae_titles[0]),
         remote_aes={
             t.strip(): read_remote_ae(checker, t, d)
@@ -300,6 +303,7 @@ def build_config(doc: dict[str, Any], checker: Checker, source: Path) -> Config:
         },
     )
     _cross_check(checker, config)
+    check_exposure(checker, config, doc)
     return config
 
 

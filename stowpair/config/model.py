@@ -220,6 +220,25 @@ class BearerAuth:
 
 
 @dataclass(frozen=True)
+class RestAuth:
+    """``[rest.auth]``: who may use the REST listener (docs/rest-api.md#authentication).
+
+    ``basic``: HTTP Basic against ``users`` (user name -> password hash from
+    ``stowpair hash-password``); ``bearer``: JWT access tokens validated with
+    ``bearer``. ``health``, ``metrics`` and ``console`` say whether ``/health``,
+    ``/metrics`` and the console's files (``/ui/``, ``/``) need credentials too.
+    """
+
+    kind: Literal["basic", "bearer"]
+    users: dict[str, str] = field(default_factory=dict)
+    bearer: BearerAuth | None = None
+    realm: str = "stowpair"
+    health: Literal["open", "protected"] = "open"
+    metrics: Literal["open", "protected"] = "protected"
+    console: Literal["open", "protected"] = "protected"
+
+
+@dataclass(frozen=True)
 class Exporter:
     """An Exporter Descriptor (``dcmExporter``)."""
 
@@ -357,6 +376,10 @@ class Config:
     keycloak_clients: dict[str, KeycloakClient] = field(default_factory=dict)
     #: Bearer-token validation of the archive's STOW-RS ingest endpoint; None = open.
     ingest_auth: BearerAuth | None = None
+    #: Authentication of the REST listener; None = none (loopback only, or ``insecure``).
+    rest_auth: RestAuth | None = None
+    #: ``[rest] insecure``: listen on a non-loopback address without authentication.
+    rest_insecure: bool = False
     dimse: DimseConfig = field(default_factory=DimseConfig)
     #: Remote AEs by AE title: destinations of ``dicom:<AE title>`` exporters.
     remote_aes: dict[str, RemoteAE] = field(default_factory=dict)

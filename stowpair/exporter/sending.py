@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 register_events(
     {
         "exporter.request": (
-            "webapp", "url", "instances", "bytes", "http_status", "completed", "warning",
-            "failed", "reason", "elapsed",
+            "exporter", "webapp", "url", "instances", "bytes", "http_status", "completed",
+            "warning", "failed", "bytes_by_outcome", "reason", "elapsed",
         ),
         "exporter.request.split": ("webapp", "url", "instances", "bytes"),
         "exporter.destination.unreachable": ("webapp", "url", "reason"),
@@ -94,8 +94,11 @@ class Attempt:
         auth: RequestAuth,
         transcoder: Transcoder | None,
         work_dir: Path | None,
+        exporter_id: str = "",
     ) -> None:
         self._reactor = reactor
+        #: The ExporterID the attempt works for (``stowrs:{WebApp}`` when synchronous).
+        self.exporter_id = exporter_id
         self.client = client
         self._headers = {b"Accept": ACCEPT}
         self._auth = auth
@@ -370,14 +373,19 @@ class Attempt:
                 bytes_sent=p.part.size,
                 elapsed=elapsed,
             )
-        chosen = list(verdicts.values()) if verdicts else [default] * len(prepared)
+        chosen = [verdicts.get(p.item.record.sop_instance_uid, default) for p in prepared]
         statuses = [v.status for v in chosen if v is not None]
         any_failed = InstanceStatus.FAILED in statuses  # one WARN line per failed request
+        bytes_by_outcome = {"completed": 0, "warning": 0, "failed": 0}
+        for p, v in zip(prepared, chosen, strict=True):
+            if v is not None and str(v.status).lower() in bytes_by_outcome:
+                bytes_by_outcome[str(v.status).lower()] += p.part.size
         self.log.emit(
             LogLevel.warn if any_failed else LogLevel.debug,
             "POST {url}: {instances} instances, {bytes} bytes, HTTP {http_status}, "
             "completed {completed}, warning {warning}, failed {failed} in {elapsed:.3f}s",
             event="exporter.request",
+            exporter=self.exporter_id,
             webapp=self.client.webapp.name,
             url=self.client.webapp.studies_url,
             instances=len(prepared),
@@ -386,6 +394,7 @@ class Attempt:
             completed=statuses.count(InstanceStatus.COMPLETED),
             warning=statuses.count(InstanceStatus.WARNING),
             failed=statuses.count(InstanceStatus.FAILED),
+            bytes_by_outcome=bytes_by_outcome,
             reason=default.reason if default else "",
             elapsed=elapsed,
         )

@@ -166,7 +166,12 @@ class StowExporter:
             )
         auth = await self._auth(webapp)
         attempt = Attempt(
-            self._reactor, self._client(webapp), auth, self._transcoder, self._work_dir
+            self._reactor,
+            self._client(webapp),
+            auth,
+            self._transcoder,
+            self._work_dir,
+            exporter_id=request.exporter.exporter_id,
         )
         outcome = await self._send_all(request, query, attempt, cancellation, entity)
         self._log_export(request, webapp, outcome, self._reactor.seconds() - started)

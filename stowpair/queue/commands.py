@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import urllib.error
@@ -18,6 +19,12 @@ import urllib.request
 from collections.abc import Callable
 from typing import IO, Any
 
+from stowpair.queue.cli_auth import (
+    UNAUTHORIZED_HINT,
+    CredentialsError,
+    add_auth_options,
+    authorization,
+)
 from stowpair.queue.cli_format import format_table, format_task, progress_text
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -29,9 +36,12 @@ class CliError(Exception):
     """A message for the user; the command exits 1."""
 
 
-def http_fetch(method: str, url: str) -> tuple[int, bytes]:
+def http_fetch(method: str, url: str, authorization: str | None = None) -> tuple[int, bytes]:
     """One HTTP request; (status, body). Unreachable services raise CliError."""
-    request = urllib.request.Request(url, method=method, headers={"Accept": "application/json"})
+    headers = {"Accept": "application/json"}
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    request = urllib.request.Request(url, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return int(response.status), response.read()
@@ -60,7 +70,8 @@ class Client:
         status, value, url = self.answer(method, path, query)
         if status >= 400:
             message = value.get("errorMessage") if isinstance(value, dict) else None
-            raise CliError(f"{method} {url}: HTTP {status}: {message or repr(value)}")
+            hint = f"; {UNAUTHORIZED_HINT}" if status == 401 else ""
+            raise CliError(f"{method} {url}: HTTP {status}: {message or repr(value)}{hint}")
         return value
 
     def answer(
@@ -185,6 +196,18 @@ def _query(args: argparse.Namespace) -> dict[str, str]:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default=DEFAULT_URL, help=f"REST base URL ({DEFAULT_URL})")
     parser.add_argument("--aet", default="STOWPAIR", help="archive AE title (STOWPAIR)")
+    add_auth_options(parser)
+
+
+def _client(args: argparse.Namespace, fetch: Fetch | None) -> Client:
+    """The REST client: ``fetch`` in tests, else HTTP with the credentials asked for."""
+    if fetch is None:
+        try:
+            header = authorization(args, os.environ)
+        except CredentialsError as e:
+            raise CliError(str(e)) from None
+        return Client(args.url, lambda method, url: http_fetch(method, url, header))
+    return Client(args.url, fetch)
 
 
 def _run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
@@ -200,12 +223,12 @@ def _run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace)
 
 def run_export(
     args: argparse.Namespace,
-    fetch: Fetch = http_fetch,
+    fetch: Fetch | None = None,
     sleep: Callable[[float], None] = time.sleep,
     out: IO[str] = sys.stdout,
     clock: Callable[[], float] = time.monotonic,
 ) -> int:
-    client = Client(args.url, fetch)
+    client = _client(args, fetch)
     path = f"/aets/{args.aet}/rs/studies/{args.study}"
     if args.series:
         path += f"/series/{args.series}"
@@ -270,12 +293,12 @@ def wait_for(
 
 def run_tasks(
     args: argparse.Namespace,
-    fetch: Fetch = http_fetch,
+    fetch: Fetch | None = None,
     sleep: Callable[[float], None] = time.sleep,
     out: IO[str] = sys.stdout,
     rounds: int | None = None,
 ) -> int:
-    client = Client(args.url, fetch)
+    client = _client(args, fetch)
     query = {"limit": str(args.limit), **_query(args)}
     tty = out.isatty()
     count = 0
@@ -296,8 +319,10 @@ def run_tasks(
         sleep(1.0)
 
 
-def run_task(args: argparse.Namespace, fetch: Fetch = http_fetch, out: IO[str] = sys.stdout) -> int:
-    client = Client(args.url, fetch)
+def run_task(
+    args: argparse.Namespace, fetch: Fetch | None = None, out: IO[str] = sys.stdout
+) -> int:
+    client = _client(args, fetch)
     out.write(format_task(client.task(args.task_id), limit=args.instances))
     return 0
 
@@ -308,11 +333,11 @@ _DONE_WORD = {"cancel": "cancelled", "reschedule": "rescheduled", "delete": "del
 
 
 def run_manage(
-    args: argparse.Namespace, fetch: Fetch = http_fetch, out: IO[str] = sys.stdout
+    args: argparse.Namespace, fetch: Fetch | None = None, out: IO[str] = sys.stdout
 ) -> int:
     """One task (dcm4chee answers 204) or every task the filters select (it answers
     ``{"count"}``, ``{"count","failed"}`` or ``{"failed"}``)."""
-    client = Client(args.url, fetch)
+    client = _client(args, fetch)
     action = args.action
     query = _query(args)
     extra = {}

@@ -62,6 +62,7 @@ register_events(
             "failed",
             "elapsed",
             "error",
+            "endpoint",
         ),
         "receiver.instance.failed": (
             "peer",
@@ -71,6 +72,7 @@ register_events(
             "sop_instance_uid",
             "reason",
             "message",
+            "endpoint",
         ),
         "receiver.store.error": ("part",),
         "receiver.error": (),
@@ -82,6 +84,7 @@ register_events(
             "sop_instance_uid",
             "size",
             "replaced",
+            "endpoint",
         ),
     }
 )
@@ -176,6 +179,13 @@ class StowResource(Resource):
         if len(rest) > 1:
             return False, None
         return True, rest[0].decode("latin-1") if rest else None
+
+    @property
+    def authenticates_itself(self) -> bool:
+        """Whether credentials are checked here (Bearer validation, token or Basic), so
+        a guard in front of it lets requests through (``[ingest]``)."""
+        s = self.settings
+        return any(x is not None for x in (s.bearer_validator, s.bearer_token, s.basic_auth))
 
     def start_upload(self, request: Request, length: int | None) -> _Upload | EarlyResponse | None:
         """Decide before the body is read; see the module docstring."""
@@ -421,6 +431,7 @@ class StowResource(Resource):
                 sop_instance_uid=failure.sop_instance_uid,
                 reason=failure.failure_reason,
                 message=failure.message,
+                endpoint=self.settings.endpoint,
                 event="receiver.instance.failed",
             )
 
@@ -437,6 +448,7 @@ class StowResource(Resource):
                 size=r.size,
                 replaced=r.replaced,
                 again=", replacing the stored copy" if r.replaced else "",
+                endpoint=self.settings.endpoint,
                 event="receiver.instance.stored",
             )
 
@@ -537,6 +549,7 @@ class StowResource(Resource):
             failed=len(r.failed),
             elapsed=elapsed,
             error=error or r.syntax_error,
+            endpoint=self.settings.endpoint,
             event="receiver.request",
         )
 

@@ -19,6 +19,7 @@ from twisted.web.server import Request
 
 from stowpair.api.health import HealthResource
 from stowpair.config.model import ClientTimeouts, EmulatorConfig
+from stowpair.metrics.registry import Metrics, MetricsResource
 from stowpair.receiver.endpoints import listen_endpoint
 from stowpair.receiver.request import StreamingRequest
 from stowpair.receiver.resource import StowResource
@@ -32,15 +33,18 @@ T = TypeVar("T")
 
 
 class _Root(Resource):
-    """``/health`` for probes; every other path goes to the STOW-RS resource."""
+    """``/health`` for probes, ``/metrics`` when given; every other path goes to the
+    STOW-RS resource."""
 
-    def __init__(self, stow: StowResource) -> None:
+    def __init__(self, stow: StowResource, metrics: Metrics | None = None) -> None:
         super().__init__()
         self.stow = stow
         self.putChild(b"health", HealthResource())
+        if metrics is not None:
+            self.putChild(b"metrics", MetricsResource(metrics))
 
     def getChildWithDefault(self, path: bytes, request: Request) -> Resource:
-        if path == b"health" and not request.postpath:
+        if path in self.children and not request.postpath:
             return super().getChildWithDefault(path, request)
         # give the segment back: the STOW-RS resource matches the whole path itself
         if request.prepath and request.postpath is not None:
@@ -78,6 +82,7 @@ class ReceiverService(Service):
         role: str = "stowrsd",
         threads: int = 4,
         timeouts: ClientTimeouts | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.reactor = reactor
         self.endpoint = endpoint
@@ -87,7 +92,7 @@ class ReceiverService(Service):
         self.resource = StowResource(
             settings, self.storage, reactor, self.run_blocking, random.Random(settings.faults.seed)
         )
-        self.site = streaming_site(_Root(self.resource), timeouts, "text", reactor)
+        self.site = streaming_site(_Root(self.resource, metrics), timeouts, "text", reactor)
         self.port: IListeningPort | None = None
         self.listening: Deferred[IListeningPort] = Deferred()
         self._bound = False
@@ -157,7 +162,7 @@ class ReceiverService(Service):
 def emulator_service(cfg: EmulatorConfig, reactor: Any) -> ReceiverService:
     """The built-in stowrsd emulator of ``twistd -n stowpair`` (the ``[emulator]`` section)."""
     endpoint = listen_endpoint(reactor, cfg.listener.host, cfg.listener.port, {})
-    settings = ReceiverSettings(path=cfg.path)
+    settings = ReceiverSettings(path=cfg.path, endpoint="emulator")
     return ReceiverService(
         reactor,
         endpoint,

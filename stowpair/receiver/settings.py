@@ -54,6 +54,9 @@ class ReceiverSettings:
     limits: Limits = field(default_factory=Limits)
     #: Name in ``Warning`` headers and logs.
     server_name: str = "stowrsd"
+    #: What this endpoint is, in log events and metrics: ``stowrsd``, ``emulator`` or
+    #: ``ingest`` (the archive's STOW-RS ingest).
+    endpoint: str = "stowrsd"
     #: Refuse POSTs from pages of other origins (403; the archive ingest does, stowrsd
     #: answers CORS like dcm4che's and does not).
     refuse_cross_site: bool = False

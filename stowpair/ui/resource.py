@@ -59,6 +59,8 @@ class ConsoleResource(Resource):
     """``GET /ui/[file]``: ``/ui`` redirects to ``/ui/``, which is ``index.html``."""
 
     isLeaf = True
+    #: The listener's authentication guard reads this: ``[rest.auth] console``.
+    access = "console"
 
     def __init__(self, files: dict[str, bytes] | None = None) -> None:
         super().__init__()
@@ -87,6 +89,7 @@ class ConsoleRedirect(Resource):
     """``GET /``: the console (``302`` to ``/ui/``)."""
 
     isLeaf = True
+    access = "console"
 
     def render_GET(self, request: Request) -> bytes:
         if any(request.postpath or []):

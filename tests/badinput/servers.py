@@ -23,6 +23,7 @@ from twisted.internet.task import deferLater
 
 from stowpair.config.loader import load_config
 from stowpair.config.model import ClientTimeouts
+from stowpair.metrics.registry import Metrics
 from stowpair.receiver.service import ReceiverService
 from stowpair.receiver.settings import ReceiverSettings
 from stowpair.service import StowpairService
@@ -84,7 +85,8 @@ def start_stowrsd(
     timeouts: ClientTimeouts | None = None,
     **settings: Any,
 ) -> Iterator[Target]:
-    """stowrsd (uid layout, no fsync) under ``root/store``; yields, then stops it."""
+    """stowrsd (uid layout, no fsync, ``/metrics`` as the tap has it) under
+    ``root/store``; yields, then stops it."""
     storage = root / "store"
     endpoint = TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1")
     service = ReceiverService(
@@ -94,6 +96,7 @@ def start_stowrsd(
         storage,
         fsync=False,
         timeouts=timeouts,
+        metrics=Metrics(receiver_only=True),
     )
     service.site.timeOut = idle
     service.startService()

@@ -37,6 +37,7 @@ REST_ROUTES: dict[str, frozenset[str]] = {
     "/ui/js/app.js": frozenset({"GET", "HEAD"}),
     "/nope": frozenset(),
     "/health": frozenset({"GET", "HEAD"}),
+    "/metrics": frozenset({"GET", "HEAD"}),
     B: frozenset(),
     f"{B}/aets": frozenset(),
     f"{B}/aets/NOPE/rs/studies": frozenset(),
@@ -78,6 +79,7 @@ STOWRSD_ROUTES: dict[str, frozenset[str]] = {
     "/": frozenset(),
     "/stowrs": frozenset(),
     "/health": frozenset({"GET", "HEAD"}),
+    "/metrics": frozenset({"GET", "HEAD"}),
     "/stowrs/studies": STOW,
     "/stowrs/studies/1.2.3": STOW,
 }
@@ -113,7 +115,7 @@ def _is_stow(target: Target, path: str, method: str) -> bool:
     ``/rs/studies`` (the QIDO-RS search) and the ``/count`` paths (JSON)."""
     path = path.split("?")[0]
     if target.name == "stowrsd":
-        return path != "/health"  # every other path is the STOW-RS resource's
+        return path not in ("/health", "/metrics")  # the rest is the STOW-RS resource's
     rs = f"{B}/aets/{AET}/rs"
     counts = {f"{rs}/{level}/count" for level in ("studies", "series", "instances")}
     if path.rstrip("/") in counts or (method in ("GET", "HEAD") and path.rstrip("/") == S):
