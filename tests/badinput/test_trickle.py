@@ -152,7 +152,9 @@ async def test_trickling_clients_are_closed(target: Target) -> None:
     assert figures["closed by the server"] == CONNECTIONS, figures
     assert figures["answered 408"] == CONNECTIONS, figures
     assert figures["time to close, s"]["max"] < BOUND + MARGIN, figures
-    assert figures["time to close, s"]["min"] >= BOUND * 0.9, figures
+    # not closed early; the client stamps "opened" when its own (busy) reactor runs
+    # connectionMade, which can be a few hundred ms after the server armed its timer
+    assert figures["time to close, s"]["min"] >= BOUND * 0.75, figures
     assert statuses and all(s == 200 for s in statuses), statuses
     assert max(latencies) < 5.0, figures
 

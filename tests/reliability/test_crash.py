@@ -46,7 +46,7 @@ def test_kill9_during_exports_loses_nothing(tmp_path: Path) -> None:
             wait = rng.uniform(0.2, 3.0)
             waits.append(wait)
             h.time.sleep(wait)  # a random moment of the export
-            states = Counter(t["status"] for t in h.tasks(port))
+            states = _running(port)
             busy_at_kill += states["IN PROCESS"] > 0
             sp.kill9()
             assert not h.stray_files(dest_dir)
@@ -83,3 +83,14 @@ def test_kill9_during_exports_loses_nothing(tmp_path: Path) -> None:
     assert (missing, differ) == ([], [])
     assert h.stray_files(dest_dir) == [] and h.unparseable(dest_dir) == []
     assert busy_at_kill >= KILLS // 4, "kills must hit running exports"
+
+
+def _running(port: int, patience: float = 10.0) -> Counter[str]:
+    """The task states once an export is IN PROCESS (a restarted node takes a moment to
+    pick its tasks up again), or as they are after ``patience`` seconds."""
+    deadline = h.time.monotonic() + patience
+    while True:
+        states = Counter(t["status"] for t in h.tasks(port))
+        if states["IN PROCESS"] > 0 or h.time.monotonic() > deadline:
+            return states
+        h.time.sleep(0.05)
