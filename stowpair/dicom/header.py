@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydicom.dataelem import RawDataElement
+from pydicom.charset import convert_encodings, default_encoding
+from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 from pydicom.valuerep import VR
@@ -38,12 +39,12 @@ def decode_header(ds: Dataset, transfer_syntax: str, size: int) -> None:
         deflated, explicit = ts.is_deflated, not ts.is_implicit_VR
     except ValueError:  # not a transfer syntax pydicom knows: it guessed the encoding
         deflated, explicit = False, False
+    as_read = [_raw(ds, tag) for tag in ds.keys()]
     if not deflated:  # positions in a deflated data set are not the part's
-        _check_end(ds, size)  # first: decoding replaces the elements as read
+        _check_end(as_read, size)  # first: decoding replaces the elements as read
     # pydicom reads the whole data set as implicit VR when it starts so (a file whose
     # transfer syntax is mislabelled, readable as it is); an element without a VR among
     # explicit ones is a corrupt VR.
-    as_read = [_raw(ds, tag) for tag in ds.keys()]
     explicit = explicit and any(getattr(e, "VR", None) is not None for e in as_read)
     _decode_all(ds, explicit)
     meta = getattr(ds, "file_meta", None)
@@ -67,6 +68,10 @@ def raw_uid(ds: Dataset | None, tag: int) -> str | bytes | None:
 
 
 _KNOWN_VRS = frozenset(str(vr) for vr in VR)
+#: Elements decoded through ``Dataset.__getitem__`` (kept): sequences (their items are
+#: decoded and checked in turn) and ambiguous VRs (corrected with the data set's help).
+_SLOW_VRS = frozenset({"SQ", "US or SS", "US or OW", "US or SS or OW", "OB or OW"})
+_CHARSET = 0x00080005
 _UNDEFINED = 0xFFFFFFFF
 
 
@@ -100,27 +105,43 @@ def _check_raw(raw: RawDataElement, explicit: bool) -> None:
         )
 
 
-def _decode_all(ds: Dataset, explicit: bool) -> None:
+def _decode_all(ds: Dataset, explicit: bool, encoding: str | list[str] = default_encoding) -> None:
     """Decode every element of the header now (blocking), so that a corrupt one is a
     parse failure here, never an error later (storing, indexing, export rules).
 
     Values left on disk because they are large (``defer_size``) stay there: they are
     bulk data, not header. Inside sequences, pydicom's tolerance for writers that switch
-    to implicit VR is kept.
+    to implicit VR is kept. ``encoding`` is the parent data set's character set.
     """
+    if _CHARSET in ds:  # decoded first: it is how the texts are decoded
+        _decode(ds, _CHARSET, explicit, encoding)
+        encoding = convert_encodings(ds[_CHARSET].value) or encoding
     for tag in list(ds.keys()):
-        raw = _raw(ds, tag)
-        if isinstance(raw, RawDataElement):
-            _check_raw(raw, explicit)
-            if raw.value is None and raw.length:
-                continue
-        try:
-            element = ds[tag]
-            items = element.value if element.VR == "SQ" else ()
-        except Exception as e:  # pydicom raises a wide range on hostile values
-            raise CorruptHeader(f"{_name(tag)} cannot be decoded: {one_line(e)}") from None
-        for item in items:
-            _decode_all(item, explicit=False)
+        if tag != _CHARSET:
+            _decode(ds, tag, explicit, encoding)
+
+
+def _decode(ds: Dataset, tag: int, explicit: bool, encoding: str | list[str]) -> None:
+    raw = _raw(ds, tag)
+    if isinstance(raw, RawDataElement):
+        _check_raw(raw, explicit)
+        if raw.value is None and raw.length:
+            return
+        if raw.VR is not None and raw.VR not in _SLOW_VRS:
+            # the conversion ``ds[tag]`` does, without storing its result in the data set
+            # (a third of the time); an element is converted again when it is used
+            try:
+                convert_raw_data_element(raw, encoding=encoding, ds=ds)
+            except Exception as e:  # pydicom raises a wide range on hostile values
+                raise CorruptHeader(f"{_name(tag)} cannot be decoded: {one_line(e)}") from None
+            return
+    try:
+        element = ds[tag]
+        items = element.value if element.VR == "SQ" else ()
+    except Exception as e:  # pydicom raises a wide range on hostile values
+        raise CorruptHeader(f"{_name(tag)} cannot be decoded: {one_line(e)}") from None
+    for item in items:
+        _decode_all(item, explicit=False, encoding=encoding)
 
 
 def _position(element: Any) -> int:
@@ -129,14 +150,13 @@ def _position(element: Any) -> int:
     return int(getattr(element, "file_tell", None) or 0)
 
 
-def _check_end(ds: Dataset, size: int) -> None:
+def _check_end(read: list[Any], size: int) -> None:
     """The data set read must end where the part ends, or where reading stopped on
     purpose (at Pixel Data): pydicom silently stops at a cut element header and never
     reads a large value it leaves on disk, so a truncated part would pass for a shorter
     complete one."""
-    if not ds:
+    if not read:
         return
-    read = [_raw(ds, tag) for tag in ds.keys()]
     last = max(read, key=_position)  # the last one read (tags may be out of order)
     if not isinstance(last, RawDataElement) or last.length == _UNDEFINED:
         return  # a sequence of undefined length: its end was found by reading it
