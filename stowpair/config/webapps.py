@@ -1,8 +1,8 @@
 """``[webapps.NAME]`` tables: the Web Application (``dcmWebApp``) and its properties.
 
-Property names are dcm4chee's ``dcmProperty`` names exactly (reference §1.3) plus our
-additions (:data:`~stowpair.config.model.EXTRA_WEBAPP_PROPERTIES`). Values may be
-strings, as in LDAP (``chunked = "true"``), or TOML booleans and numbers.
+Property names are dcm4chee's ``dcmProperty`` names exactly (docs/dcm4chee.md, "Web Application
+properties") plus our additions (:data:`~stowpair.config.model.EXTRA_WEBAPP_PROPERTIES`). Values may
+be strings, as in LDAP (``chunked = "true"``), or TOML booleans and numbers.
 """
 
 from __future__ import annotations

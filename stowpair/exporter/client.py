@@ -1,7 +1,7 @@
 """One HTTP client per Web Application: persistent pool, TLS policy, idle timeout.
 
-Timeouts (dcm4chee 5.31 ``connectTimeout``/``readTimeout``, reference §1.4, improved as
-ARCHITECTURE.md says): ``connect-timeout`` bounds the TCP connect; ``response-timeout``
+Timeouts (dcm4chee 5.31 ``connectTimeout``/``readTimeout``, improved as docs/dcm4chee.md,
+"Timeouts", says): ``connect-timeout`` bounds the TCP connect; ``response-timeout``
 bounds each *idle* period — time in which neither a body byte was sent nor a response
 byte received — never the whole exchange, so a 2 GB upload is not cut off at a fixed
 deadline while a silent peer is detected.

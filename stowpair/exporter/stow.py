@@ -1,9 +1,9 @@
 """``StowExporter``: one export task → STOW-RS requests → per-instance results → Outcome.
 
-Behaviour of dcm4chee's StowExporter/StowTaskImpl (reference §1), with the improvements
-of ARCHITECTURE.md: status and body both read, every instance accounted for, bodies
-streamed with exact lengths, idle timeouts, only not-yet-done instances sent on retry,
-batching (``max-instances-per-request``, ``max-request-bytes``) and 413 halving.
+Behaviour of dcm4chee's StowExporter/StowTaskImpl, with the improvements listed in docs/dcm4chee.md
+("Summary: followed and changed"): status and body both read, every instance accounted for, bodies
+streamed with exact lengths, idle timeouts, only not-yet-done instances sent on retry, batching
+(``max-instances-per-request``, ``max-request-bytes``) and 413 halving.
 """
 
 from __future__ import annotations

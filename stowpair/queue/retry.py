@@ -1,4 +1,7 @@
-"""dcm4chee's retry rule (reference §4, TaskManagerEJB / QueueDescriptor)."""
+"""dcm4chee's retry rule (TaskManagerEJB / QueueDescriptor).
+
+The formula and the defaults: docs/dcm4chee.md, "Tasks, statuses and retries".
+"""
 
 from __future__ import annotations
 
