@@ -158,7 +158,7 @@ class StowExporter:
             return Outcome(TaskStatus.WARNING, f"Could not find {entity}")
         webapp = self.webapp(name)
         if check_service_class and "STOW_RS" not in webapp.service_classes:
-            # dcm4chee ends the task WARNING, retried only with retry-on-warning
+            # dcm4chee ends the task WARNING, retried only with retry_on_warning
             return Outcome(
                 TaskStatus.WARNING,
                 f"Destination webapp {name} is not configured for STOW_RS web service "

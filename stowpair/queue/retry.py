@@ -38,7 +38,7 @@ def retry_delay(queue: Queue, failures: int) -> int | None:
 
 def should_retry(status: TaskStatus, queue: Queue, outcome: Outcome | None) -> bool:
     """FAILED is retried (dcm4chee). WARNING is retried when an instance failed for a
-    transient reason, or with ``retry-on-warning``; never when every failure is a
+    transient reason, or with ``retry_on_warning``; never when every failure is a
     permanent refusal (0xA9xx, 0xCxxx ...): sending those again cannot help."""
     if status == TaskStatus.FAILED:
         return True
