@@ -31,6 +31,7 @@ from stowpair.auth.passwords import hash_password
 from stowpair.config import model
 from stowpair.config.checks import Checker, Section
 from stowpair.config.keycloak import INGEST_KEYS
+from stowpair.config.ldif_queues import DEFAULT_CONFIG_QUEUE
 from stowpair.config.loader import TOP_KEYS, build_config
 from stowpair.config.model import WEBAPP_PROPERTIES, Config
 
@@ -404,3 +405,10 @@ def test_conf_comments_show_documented_defaults(path: Path) -> None:
             continue
         wrong.append(f"{path.name}:{number}: {section} {option} = {value!r}, default {default!r}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_ldif_import_writes_the_documented_queue_defaults() -> None:
+    """When the LDIF import writes a queue the LDIF lacks, its values are the table's."""
+    table = documented()
+    for option, value in DEFAULT_CONFIG_QUEUE:
+        assert literal(table[("[queues.NAME]", option)]) == value, option
