@@ -1,4 +1,4 @@
-"""The ``/dcm4chee-arc`` REST tree (reference §5): export triggers, monitor, reload.
+"""The ``/dcm4chee-arc`` REST tree (docs/rest-api.md): export triggers, monitor, reload.
 
 Mount :class:`Dcm4cheeArcResource` as the child ``dcm4chee-arc`` of the REST root::
 
@@ -195,7 +195,7 @@ def _export_path(path: list[str]) -> tuple[str, str, str, str] | None:
 
 class ExportResource(Resource):
     """``POST .../export/{ExporterID}``: queue a task (202) or, for ``stowrs:{WebApp}``,
-    export synchronously (200/206/502, reference §5.1)."""
+    export synchronously (200/206/502, docs/dcm4chee.md, "REST API")."""
 
     isLeaf = True
     log = Logger()

@@ -1,4 +1,4 @@
-"""Query parameters of the dcm4chee REST API (reference §5.1, §5.2), strictly parsed.
+"""Query parameters of the dcm4chee REST API (docs/dcm4chee.md, "REST API"), strictly parsed.
 
 Every bad value raises :class:`BadParameter` naming the parameter, the value and what
 is allowed; the resource answers 400 with it.
@@ -103,7 +103,7 @@ def _dt_bounds(text: str, name: str) -> tuple[float, float]:
 
 
 def parse_dt_range(value: str, name: str) -> tuple[float | None, float | None]:
-    """``DT``, ``DT-DT``, ``DT-`` or ``-DT`` (reference §5.2), inclusive."""
+    """``DT``, ``DT-DT``, ``DT-`` or ``-DT`` (DICOM DT ranges, either end open), inclusive."""
     low_text, dash, high_text = value.partition("-")
     if not dash:
         return _dt_bounds(value, name)
@@ -118,7 +118,7 @@ def parse_scheduled_time(args: Args) -> float | None:
     """``scheduledTime=yyyyMMddHHmmss`` in local time, 24-hour clock.
 
     dcm4chee validates with ``HH`` but parses with a 12-hour ``hh``, so 12:30 becomes
-    00:30 there (reference §5.1); we read the hour as written.
+    00:30 there (docs/dcm4chee.md, "REST API"); we read the hour as written.
     """
     value = single(args, "scheduledTime")
     if value is None or value == "":
@@ -150,7 +150,7 @@ def parse_orderby(value: str | None) -> tuple[OrderKey, bool]:
 
 
 def task_filter(args: Args) -> TaskFilter:
-    """The common filters of ``/monitor/export`` (reference §5.2)."""
+    """The common filters of ``/monitor/export`` (docs/rest-api.md)."""
     exporter_ids = tuple(
         part.strip() for v in values(args, "ExporterID") for part in v.split(",") if part.strip()
     )

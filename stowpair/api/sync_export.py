@@ -1,4 +1,4 @@
-"""Synchronous STOW-RS export over REST (dcm4chee ``ExporterRS``, reference §5.1).
+"""Synchronous STOW-RS export over REST (dcm4chee ``ExporterRS``, docs/dcm4chee.md).
 
 ``POST /dcm4chee-arc/aets/{AET}/rs/studies/{uid}[/series/{uid}[/instances/{uid}]]
 /export/stowrs:{webapp}`` runs the export at once, without a task, and answers

@@ -1,4 +1,4 @@
-"""Task, batch and CSV representations exactly as dcm4chee writes them (reference §5.2).
+"""Task, batch and CSV representations exactly as dcm4chee writes them (docs/rest-api.md).
 
 Dates are ``yyyy-MM-dd'T'HH:mm:ss.SSSZ`` in local time; fields that are null or at
 their default (failures 0, series/SOP ``*``) are left out, as ``Task.writeAsJSON`` does.

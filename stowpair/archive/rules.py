@@ -1,4 +1,4 @@
-"""Export rules fired on ingest (dcm4chee's ExportScheduler.onStore; reference §2, §3).
+"""Export rules fired on ingest (dcm4chee's ExportScheduler.onStore; docs/dcm4chee.md).
 
 For every received instance, each rule whose conditions match (and whose schedules,
 if any, contain the time of the store) creates one export task per (exporter,

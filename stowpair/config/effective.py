@@ -38,12 +38,12 @@ def effective_properties(props: WebAppProperties) -> dict[str, str]:
     if not props.transfer_syntax:
         shown["transfer-syntax"] = "* (as stored)"
     if props.connect_timeout is None or props.connect_timeout <= 0:
-        shown["connect-timeout"] = "none (the system's)"
+        shown["connect-timeout"] = "none (Twisted's 30 s per attempt)"
     idle = idle_timeout_of(WebApplication("", "", properties=props))
-    if props.response_timeout is None:
-        shown["response-timeout"] = f"{idle:g} (default)"
-    elif idle is None:
+    if idle is None:
         shown["response-timeout"] = "none"
+    elif props.response_timeout == WebAppProperties().response_timeout:
+        shown["response-timeout"] = f"{idle:g} (default)"
     if props.ca_file is None:
         shown["ca-file"] = "- (system CAs)"
     if props.max_request_bytes is None:

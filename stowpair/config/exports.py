@@ -1,4 +1,7 @@
-"""``[exporters.ID]``, ``[queues.NAME]`` and ``[[rules]]`` tables (reference §2-§4)."""
+"""``[exporters.ID]``, ``[queues.NAME]`` and ``[[rules]]`` tables.
+
+Attributes and defaults: docs/dcm4chee.md, "Exporter, Queue and Export Rule attributes".
+"""
 
 from __future__ import annotations
 

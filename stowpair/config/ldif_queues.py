@@ -37,7 +37,8 @@ OBSOLETE_QUEUE_ATTRIBUTES = (
         " again (docs/queue.md)",
     ),
 )
-#: dcm4chee's default-config values (reference §4), used for queues the LDIF lacks.
+#: dcm4chee's default-config values (docs/dcm4chee.md, "Exporter, Queue and Export Rule
+#: attributes"), used for queues the LDIF lacks.
 DEFAULT_CONFIG_QUEUE: tuple[tuple[str, Value], ...] = (
     ("max_tasks_parallel", 1),
     ("max_retries", 10),

@@ -142,8 +142,12 @@ class WebAppProperties:
     basic_auth: Secret | None = None
     allow_any_hostname: bool = False
     disable_trust_manager: bool = False
+    #: Seconds to connect; None (unset or 0): no bound of our own, Twisted's
+    #: HostnameEndpoint gives each connection attempt 30 s.
     connect_timeout: float | None = None
-    response_timeout: float | None = None
+    #: Seconds without progress (no byte sent or received) before a request is given up;
+    #: None (written 0): wait for ever, as dcm4chee does without ``dcmResponseTimeout``.
+    response_timeout: float | None = 300.0
     ca_file: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None

@@ -1,6 +1,6 @@
 """dcm4chee ``dcmSchedule`` expressions: ``hour=18-6 dayOfWeek=*``.
 
-Grammar and semantics follow dcm4chee's ScheduleExpression (reference §3): space
+Grammar and semantics follow dcm4chee's ScheduleExpression (docs/dcm4chee.md, "Schedules"): space
 separated ``hour=``/``dayOfWeek=`` tokens, ``*`` or comma lists of ``N`` or inclusive
 ``N-M`` items that wrap when ``M < N``; day 0 is Sunday; hour granularity in local
 time; several schedules are OR-ed. Unlike dcm4chee, :func:`ceil` re-checks the

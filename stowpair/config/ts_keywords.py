@@ -1,8 +1,9 @@
 """Transfer Syntax keywords as dcm4che's ``UID.forName`` spells them (PS3.6 Table A-1).
 
 The ``transfer-syntax`` Web Application property accepts these keywords or dotted UIDs
-(reference §1.3); an item starting with a letter is a keyword. Only non-retired transfer
-syntaxes plus Explicit VR Big Endian (retired, still sent by old modalities) are listed.
+(docs/dcm4chee.md, "Web Application properties"); an item starting with a letter is a
+keyword. Only non-retired transfer syntaxes plus Explicit VR Big Endian (retired, still
+sent by old modalities) are listed.
 """
 
 from __future__ import annotations

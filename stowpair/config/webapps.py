@@ -1,8 +1,8 @@
 """``[webapps.NAME]`` tables: the Web Application (``dcmWebApp``) and its properties.
 
-Property names are dcm4chee's ``dcmProperty`` names exactly (reference §1.3) plus our
-additions (:data:`~stowpair.config.model.EXTRA_WEBAPP_PROPERTIES`). Values may be
-strings, as in LDAP (``chunked = "true"``), or TOML booleans and numbers.
+Property names are dcm4chee's ``dcmProperty`` names exactly (docs/dcm4chee.md, "Web Application
+properties") plus our additions (:data:`~stowpair.config.model.EXTRA_WEBAPP_PROPERTIES`). Values may
+be strings, as in LDAP (``chunked = "true"``), or TOML booleans and numbers.
 """
 
 from __future__ import annotations
@@ -118,9 +118,8 @@ def _property(props: Section, name: str, text: str, values: dict[str, Any]) -> N
         if not seconds >= 0 or seconds == float("inf"):
             props.error(name, f"{fail}seconds >= 0 (or PT30S), 0 = none, not {show(text)}")
             return
-        # dcm4chee: absent or 0 means no timeout. Absent response-timeout gets the
-        # exporter's 300 s idle default, so its 0 is kept to say "none".
-        values[field] = seconds if name == "response-timeout" else seconds or None
+        # 0 means no timeout, as in dcm4chee; an absent one keeps the model's default.
+        values[field] = seconds or None
     elif name == "transfer-syntax":
         try:
             values[field] = parse_transfer_syntaxes(text)

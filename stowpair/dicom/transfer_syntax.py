@@ -5,9 +5,10 @@ them from the PS3.6 Table A-1 keywords; pydicom 3 uses the same spellings). Olde
 pydicom names are accepted as aliases, except where an old name now means another syntax:
 ``JPEGLossless`` is 1.2.840.10008.1.2.4.57 (PS3.6), not .70 as in dcm4che < 5.22.
 
-The selection rule is dcm4chee-arc-light's STOW-RS exporter rule (reference §1.6): send as
-stored when the list allows it, else decompress to Explicit, else Implicit VR Little Endian,
-else fail the instance. The archive never re-compresses.
+The selection rule is dcm4chee-arc-light's STOW-RS exporter rule (docs/dcm4chee.md,
+"Transfer syntax selection"): send as stored when the list allows it, else decompress to
+Explicit, else Implicit VR Little Endian, else fail the instance. The archive never
+re-compresses.
 """
 
 from __future__ import annotations
@@ -279,7 +280,7 @@ class Selection:
 
 
 def select(stored_ts: str, accepted: tuple[str, ...]) -> Selection:
-    """dcm4chee's STOW-RS exporter rule (reference §1.6), for UIDs from :func:`parse_list`.
+    """dcm4chee's STOW-RS exporter rule (docs/transcoding.md), for UIDs from :func:`parse_list`.
 
     Empty list or ``*`` → as stored; stored in list → as stored; else Explicit VR LE if
     listed; else Implicit VR LE if listed; else no target. Never compresses.

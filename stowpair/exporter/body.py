@@ -59,7 +59,7 @@ class MultipartRelatedProducer:
     ``UNKNOWN_LENGTH`` when true, which makes twisted.web send
     ``Transfer-Encoding: chunked``. After ``stopProducing`` the Deferred returned by
     ``startProducing`` never fires (IBodyProducer contract; otherwise a TLS failure is
-    masked as ``RequestGenerationFailed([TaskStopped])``, environment-notes §7.4).
+    masked as ``RequestGenerationFailed([TaskStopped])``).
     """
 
     def __init__(

@@ -1,7 +1,7 @@
 """One HTTP client per Web Application: persistent pool, TLS policy, idle timeout.
 
-Timeouts (dcm4chee 5.31 ``connectTimeout``/``readTimeout``, reference §1.4, improved as
-ARCHITECTURE.md says): ``connect-timeout`` bounds the TCP connect; ``response-timeout``
+Timeouts (dcm4chee 5.31 ``connectTimeout``/``readTimeout``, improved as docs/dcm4chee.md,
+"Timeouts", says): ``connect-timeout`` bounds the TCP connect; ``response-timeout``
 bounds each *idle* period — time in which neither a body byte was sent nor a response
 byte received — never the whole exchange, so a 2 GB upload is not cut off at a fixed
 deadline while a silent peer is detected.
@@ -28,9 +28,6 @@ from stowpair.config.model import WebApplication
 from stowpair.exporter.body import BodyPart, MultipartRelatedProducer
 from stowpair.exporter.tls import StowTLSPolicy
 
-#: Used when a web app sets no response-timeout: a silent peer must not hang an export
-#: forever (dcm4chee waits forever). ``response-timeout`` <= 0 disables the watchdog.
-DEFAULT_IDLE_TIMEOUT = 300.0
 #: Answers are kept up to this size; a longer body is truncated (and then unparseable).
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
@@ -118,10 +115,10 @@ class _Collector(Protocol):
 
 
 def idle_timeout_of(webapp: WebApplication) -> float | None:
+    """The idle watchdog's period: ``response-timeout`` (default 300 s in the model, so a
+    silent peer never hangs an export for ever); None (written 0) disables it."""
     value = webapp.properties.response_timeout
-    if value is None:
-        return DEFAULT_IDLE_TIMEOUT
-    return value if value > 0 else None
+    return value if value is not None and value > 0 else None
 
 
 class StowClient:

@@ -108,7 +108,7 @@ class ExportRequest:
 
 @dataclass(frozen=True)
 class Outcome:
-    """The result of one export attempt (dcm4chee's outcome rule, reference §1.9).
+    """The result of one export attempt (docs/dcm4chee.md, "Outcome rule and message").
 
     The counts cover the whole entity, as dcm4chee's outcome message does: ``completed``
     includes the instances earlier attempts delivered (``ExportRequest.already_done``),

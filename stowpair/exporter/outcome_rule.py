@@ -1,4 +1,4 @@
-"""dcm4chee's export outcome rule and message (reference §1.9, ``AbstractExporter``)."""
+"""dcm4chee's export outcome rule and message (``AbstractExporter``; docs/dcm4chee.md)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def outcome_status(
     matches: int, completed: int, warning: int, failed: int, missing: int
 ) -> TaskStatus:
     """remaining > 0 → CANCELED; failed and missing → FAILED; failed → WARNING (sic,
-    even when all failed: dcm4chee quirk 1, kept for compatibility); else COMPLETED."""
+    even when all failed: dcm4chee's rule, kept for compatibility); else COMPLETED."""
     if matches - completed - warning - failed > 0:
         return TaskStatus.CANCELED
     if failed > 0 and missing > 0:

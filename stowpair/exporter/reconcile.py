@@ -1,7 +1,7 @@
 """Reading a STOW-RS answer: HTTP status AND body, one verdict per instance sent.
 
-dcm4chee ignores the status and only parses JSON (reference §1.8, quirks 2–3). We read
-both (ARCHITECTURE.md, "Where we knowingly differ"): PS3.18 §10.5.3 statuses, the Store
+dcm4chee ignores the status and only parses JSON, and ``{}`` can hang it (docs/dcm4chee.md,
+"Reading the answer"). We read both: PS3.18 §10.5.3 statuses, the Store
 Instances Response Module (Annex I, Table I.1-1) in DICOM JSON or XML by Content-Type,
 and every instance sent must be accounted for.
 """

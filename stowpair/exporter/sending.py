@@ -48,7 +48,7 @@ ACCEPT = b"application/dicom+json"  # as dcm4chee; XML answers are parsed too
 
 @dataclass(frozen=True)
 class Item:
-    """One instance to send, with the transfer syntax chosen for it (reference §1.6)."""
+    """One instance to send, with the transfer syntax chosen for it (docs/transcoding.md)."""
 
     record: InstanceRecord
     target_ts: str | None

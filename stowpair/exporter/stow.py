@@ -1,9 +1,9 @@
 """``StowExporter``: one export task → STOW-RS requests → per-instance results → Outcome.
 
-Behaviour of dcm4chee's StowExporter/StowTaskImpl (reference §1), with the improvements
-of ARCHITECTURE.md: status and body both read, every instance accounted for, bodies
-streamed with exact lengths, idle timeouts, only not-yet-done instances sent on retry,
-batching (``max-instances-per-request``, ``max-request-bytes``) and 413 halving.
+Behaviour of dcm4chee's StowExporter/StowTaskImpl, with the improvements listed in docs/dcm4chee.md
+("Summary: followed and changed"): status and body both read, every instance accounted for, bodies
+streamed with exact lengths, idle timeouts, only not-yet-done instances sent on retry, batching
+(``max-instances-per-request``, ``max-request-bytes``) and 413 halving.
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ class StowExporter:
             return Outcome(TaskStatus.WARNING, f"Could not find {entity}")
         webapp = self.webapp(name)
         if check_service_class and "STOW_RS" not in webapp.service_classes:
-            # dcm4chee ends the task WARNING, retried only with retry-on-warning
+            # dcm4chee ends the task WARNING, retried only with retry_on_warning
             return Outcome(
                 TaskStatus.WARNING,
                 f"Destination webapp {name} is not configured for STOW_RS web service "

@@ -1,7 +1,7 @@
 """TLS policy for STOW-RS destinations: dcm4chee's `allow-any-hostname` and
 `disable-trust-manager` Web Application properties, plus `ca-file`, `tls-cert`, `tls-key`.
 
-Modes (reference dcm4chee-stow-exporter.md §1.3, environment-notes.md §3b):
+Modes (docs/dcm4chee.md, "Web Application properties"; tests/exporter/test_tls_auth.py):
 
 * default: the certificate chain is verified against the platform trust store, or the
   `ca-file` when given, and the certificate must name the host (service_identity);

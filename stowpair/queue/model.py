@@ -1,4 +1,4 @@
-"""Export tasks, per-instance results and task filters (dcm4chee reference §4, §5.2).
+"""Export tasks, per-instance results and task filters (docs/queue.md, docs/rest-api.md).
 
 Times are POSIX seconds (floats) from the injected clock; the REST layer formats
 them. ``series_uid`` and ``sop_uid`` are ``*`` for "the whole study/series".
@@ -131,7 +131,7 @@ class InstanceResult:
 
 @dataclass(frozen=True)
 class TaskFilter:
-    """The common filters of ``/monitor/export`` (reference §5.2).
+    """The common filters of ``/monitor/export`` (docs/rest-api.md).
 
     Ranges are ``(low, high)`` POSIX seconds, inclusive, either end None = open.
     ``order_by`` is a key of :data:`ORDER_KEYS`, descending when ``descending``.

@@ -1,7 +1,7 @@
 """Attempts that were cut short: this node's after a restart, and other nodes' that
 stopped heartbeating (docs/cluster.md).
 
-Either way the interrupted attempt counts as a failed attempt (``max-retries`` ends a
+Either way the interrupted attempt counts as a failed attempt (``max_retries`` ends a
 crash loop), and what it had recorded stays, so only the rest is sent again. A node's own
 tasks found IN PROCESS at its start follow the retry schedule; a silent node's tasks are
 due at once, so another node runs them within a lease and a poll.
@@ -64,7 +64,7 @@ async def take_over_stalled(
     store: TaskStore, scheduler: Scheduling, node: str, now: float, lease: float
 ) -> int:
     """IN PROCESS tasks of nodes silent for a whole lease become due at once (or FAILED
-    past ``max-retries``); fires with how many were taken over."""
+    past ``max_retries``); fires with how many were taken over."""
     taken = 0
     silent_since = now - lease
     for task in await store.stalled(node, silent_since):
@@ -98,7 +98,7 @@ async def take_over_stalled(
 def _interrupted(
     task: Task, delivered: int, why: str, detail: str, config: Config, now: float
 ) -> dict[str, Any]:
-    """Due at once, one more failure; FAILED past ``max-retries``."""
+    """Due at once, one more failure; FAILED past ``max_retries``."""
     queue = config.queues.get(task.queue_name, Queue(task.queue_name))
     failures = attempt = task.failures + 1
     changes: dict[str, Any] = {

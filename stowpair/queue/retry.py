@@ -1,4 +1,7 @@
-"""dcm4chee's retry rule (reference §4, TaskManagerEJB / QueueDescriptor)."""
+"""dcm4chee's retry rule (TaskManagerEJB / QueueDescriptor).
+
+The formula and the defaults: docs/dcm4chee.md, "Tasks, statuses and retries".
+"""
 
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ def retry_delay(queue: Queue, failures: int) -> int | None:
 
 def should_retry(status: TaskStatus, queue: Queue, outcome: Outcome | None) -> bool:
     """FAILED is retried (dcm4chee). WARNING is retried when an instance failed for a
-    transient reason, or with ``retry-on-warning``; never when every failure is a
+    transient reason, or with ``retry_on_warning``; never when every failure is a
     permanent refusal (0xA9xx, 0xCxxx ...): sending those again cannot help."""
     if status == TaskStatus.FAILED:
         return True

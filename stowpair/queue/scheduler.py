@@ -1,6 +1,6 @@
 """The export scheduler: due tasks -> exporter providers -> outcomes -> task states.
 
-Behaviour follows dcm4chee's TaskScheduler / TaskManagerEJB (reference §3, §4):
+Behaviour follows dcm4chee's TaskScheduler / TaskManagerEJB (docs/dcm4chee.md):
 polling at the device's task polling interval plus immediate kicks; per-queue
 ``max_tasks_parallel``; queue schedules gate processing (checked before each task);
 an uninstalled queue pauses; retries with ``delay × (multiplier/100)^(n−1)``; IN

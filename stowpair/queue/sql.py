@@ -1,7 +1,7 @@
 """SQL text and row mapping of the task store, for SQLite and PostgreSQL alike.
 
-Column names follow dcm4chee's ``task`` table (reference §4) so that people who know
-the archive's database recognise them. Queries use ``?`` placeholders
+Column names follow dcm4chee's ``task`` table (docs/dcm4chee.md, "Tasks, statuses and retries") so
+that people who know the archive's database recognise them. Queries use ``?`` placeholders
 (:mod:`stowpair.db.adapter`); the PostgreSQL schema is in ``stowpair/db/migrations``.
 """
 

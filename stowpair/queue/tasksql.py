@@ -24,7 +24,8 @@ from stowpair.queue.model import (
     Task,
 )
 
-#: How an export rule's entity folds into an existing SCHEDULED task (reference §3.2).
+#: How an export rule's entity folds into an existing SCHEDULED task
+#: (docs/dcm4chee.md, "Export rules and debounce").
 Entity = Literal["Study", "Series", "Instance"]
 
 
@@ -153,7 +154,8 @@ def find_scheduled(db: Db, new: NewTask, entity: Entity) -> Task | None:
 
 
 def postpone(task: Task, new: NewTask) -> dict[str, Any]:
-    """The changes dcm4chee's ExportManagerEJB.updateExportTask makes (reference §3.2)."""
+    """The changes dcm4chee's ExportManagerEJB.updateExportTask makes: the time moves
+    later only, UIDs widen to ``*``."""
     changes: dict[str, Any] = {}
     if task.series_uid != "*" and task.series_uid != new.series_uid:
         changes.update(series_uid="*", sop_uid="*")

@@ -28,8 +28,9 @@ def test_defaults_are_shown_as_values(tmp_path: Path, capsys: pytest.CaptureFixt
         " basic-auth=- allow-any-hostname=false disable-trust-manager=false"
     ) in out
     assert (
-        "additions: connect-timeout=none (the system's) response-timeout=300 (default)"
-        " ca-file=- (system CAs) tls-cert=- tls-key=- max-instances-per-request=1"
+        "additions: connect-timeout=none (Twisted's 30 s per attempt)"
+        " response-timeout=300 (default) ca-file=- (system CAs) tls-cert=- tls-key=-"
+        " max-instances-per-request=1"
         " max-request-bytes=- (no cap)"
     ) in out
     assert "(defaults)" not in out and err == ""

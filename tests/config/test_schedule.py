@@ -1,4 +1,4 @@
-"""dcmSchedule grammar, semantics and errors (reference §3)."""
+"""dcmSchedule grammar, semantics and errors (docs/dcm4chee.md, "Schedules")."""
 
 from __future__ import annotations
 

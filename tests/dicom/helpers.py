@@ -14,7 +14,7 @@ import pytest
 # Globbed directly: get_testdata_files() also probes the network for pydicom-data.
 TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 
-#: Deliberately broken bundled files (environment-notes §4c): they must fail cleanly.
+#: Deliberately broken bundled pydicom files: they must fail cleanly.
 BROKEN = {
     "JPEG-lossy.dcm": "cannot decode JPEG Extended",
     "JPEG2000-embedded-sequence-delimiter.dcm": "cannot decode JPEG 2000",

@@ -25,7 +25,7 @@ from stowpair.dicom.transfer_syntax import (
 DEFLATED = ts.DEFLATED_EXPLICIT_VR_LE
 MPEG4 = "1.2.840.10008.1.2.4.102"
 
-# (id, stored, accepted, expected target, expected transcode) — reference §1.6, case by case.
+# (id, stored, accepted, expected target, expected transcode): dcm4chee's rule, case by case.
 SELECT_CASES = [
     ("empty-list-as-stored", JPEG_LOSSLESS_SV1, (), JPEG_LOSSLESS_SV1, False),
     ("star-as-stored", JPEG_LOSSLESS_SV1, ("*",), JPEG_LOSSLESS_SV1, False),
@@ -68,7 +68,7 @@ SELECT_CASES = [
 def test_select_follows_dcm4chee_rule(
     stored: str, accepted: tuple[str, ...], target: str | None, transcode: bool
 ) -> None:
-    """When an instance is selected against a list, the target follows reference §1.6."""
+    """When an instance is selected against a list, the target follows dcm4chee's rule."""
     got = ts.select(stored, accepted)
     assert (got.target, got.transcode) == (target, transcode)
 

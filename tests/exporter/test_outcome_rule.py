@@ -1,4 +1,4 @@
-"""dcm4chee's outcome rule and message (reference §1.9)."""
+"""dcm4chee's outcome rule and message (docs/dcm4chee.md, "Outcome rule and message")."""
 
 from __future__ import annotations
 

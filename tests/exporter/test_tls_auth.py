@@ -1,4 +1,4 @@
-"""TLS policy matrix (environment-notes §3b) and Authorization, on loopback sockets."""
+"""TLS policy matrix (good, wrong-hostname, untrusted) and Authorization, on loopback."""
 
 from __future__ import annotations
 

@@ -85,7 +85,7 @@ class TLSFronts:
 
 @pytest.fixture(scope="module")
 def tls_fronts(tmp_path_factory: pytest.TempPathFactory, orthanc: Peer) -> Iterator[TLSFronts]:
-    """Three fronts (environment-notes §3b): good (SAN 127.0.0.1 from our CA),
+    """Three fronts: good (SAN 127.0.0.1 from our CA),
     wrong-hostname (SAN other.example, our CA), untrusted (SAN 127.0.0.1, another CA)."""
     folder = tmp_path_factory.mktemp("tls")
     ca, other_ca = trustme.CA(), trustme.CA()
@@ -121,7 +121,7 @@ def stowrsd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
     peer.stop()
 
 
-#: Syntaxes pydicom cannot write, made with dcmtk (environment-notes §5f): program, args.
+#: Syntaxes pydicom cannot write, made with dcmtk: program, args.
 DCMTK_SYNTAXES = {
     JPEGLosslessSV1: ("dcmcjpeg", "+e1"),
     JPEGLSLossless: ("dcmcjpls",),

@@ -4,7 +4,7 @@
 Every transfer syntax the demo data can be written in, sent as stored (byte-for-byte at
 Orthanc) or with ``transfer-syntax=ExplicitVRLittleEndian`` (pixel-for-pixel, same UIDs);
 chunked and Content-Length; concurrency 1 and 4; batches of 10; and the TLS properties
-through socat fronts (environment-notes §3b). Orthanc 1.10 ignores parts whose
+through socat fronts (Orthanc 1.10's own HTTPS server crashes). Orthanc 1.10 ignores parts whose
 Content-Type carries ``transfer-syntax``: each export must show the exporter's fallback.
 """
 
@@ -140,7 +140,8 @@ async def test_tls_property(
     passes: bool,
 ) -> None:
     """When Orthanc sits behind a socat TLS front, each TLS property accepts or refuses
-    each certificate as in environment-notes §3b, and what passes arrives intact."""
+    each certificate as the TLS policy says (stowpair/exporter/tls.py), and what passes
+    arrives intact."""
     props: dict[str, Any] = {"ca_file": tls_fronts.ca_file}
     if mode != "default":
         props[mode.replace("-", "_")] = True

@@ -1,4 +1,4 @@
-"""REST tests of the /dcm4chee-arc tree (reference §5) over StubTreq."""
+"""REST tests of the /dcm4chee-arc tree (docs/rest-api.md) over StubTreq."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Export rules on ingest (dcm4chee reference §2, §3)."""
+"""Export rules on ingest (docs/dcm4chee.md, "Export rules and debounce")."""
 
 from __future__ import annotations
 

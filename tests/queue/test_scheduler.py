@@ -1,4 +1,4 @@
-"""Clock-driven tests of the export scheduler (dcm4chee reference §3, §4)."""
+"""Clock-driven tests of the export scheduler (docs/queue.md, docs/dcm4chee.md)."""
 
 from __future__ import annotations
 

@@ -178,7 +178,7 @@ QUEUE: dict[str, Any] = {
     "retry_delay_multiplier": 100,
     "max_retry_delay": "PT2S",
     "purge_completed_delay": "none",
-    # dcm4chee ends an export whose instances all failed as WARNING (reference §1.9);
+    # dcm4chee ends an export whose instances all failed as WARNING (docs/dcm4chee.md);
     # without this, a destination that is down would never be retried.
     "retry_on_warning": True,
 }
