@@ -5,8 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from tests.postgres import scratch_database
+
+# Property tests check behaviour, not speed (speed is measured by the benchmarks): no
+# per-example deadline, which a loaded 2-core CI machine would miss now and then.
+settings.register_profile("stowpair", deadline=None)
+settings.load_profile("stowpair")
 
 
 @pytest.fixture
