@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.pairs import Pair, _StowrsdReceiver, peak_rss_mb, rate
-from stowpair import peers
+from tests.support import peers
 
 #: The machine's PostgreSQL; a scratch database per pair (created and dropped here).
 POSTGRES_URL = os.environ.get(

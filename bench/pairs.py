@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stowpair import peers
+from tests.support import peers
 
 HERE = Path(__file__).resolve().parent
 

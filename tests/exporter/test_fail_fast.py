@@ -21,9 +21,9 @@ from stowpair.exporter.client import IdleTimeout
 from stowpair.exporter.errors import describe, unreachable
 from stowpair.exporter.outcome import Cancellation, ExportRequest, InstanceStatus, TaskStatus
 from stowpair.exporter.stow import StowExporter
-from stowpair.peers import free_port
 from tests.exporter.conftest import Sink
 from tests.exporter.support import FakeIndex, exporter_for, make_study, webapp
+from tests.support.peers import free_port
 
 
 @implementer(IAgent)
