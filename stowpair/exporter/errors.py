@@ -12,7 +12,7 @@ from service_identity import VerificationError
 from twisted.internet import error as ierror
 from twisted.internet.defer import CancelledError
 from twisted.python.failure import Failure
-from twisted.web._newclient import (
+from twisted.web.client import (
     RequestGenerationFailed,
     RequestTransmissionFailed,
     ResponseFailed,

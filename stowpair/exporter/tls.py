@@ -17,12 +17,12 @@ from pathlib import Path
 
 from OpenSSL import SSL
 from twisted.internet import ssl
-from twisted.internet._sslverify import IOpenSSLTrustRoot
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.logger import Logger
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
+from stowpair.compat.twisted_private import IOpenSSLTrustRoot
 from stowpair.config.model import WebApplication
 from stowpair.logs import register_events
 

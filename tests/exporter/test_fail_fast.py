@@ -11,8 +11,7 @@ import pytest_twisted
 from twisted.internet import error as ierror
 from twisted.internet import reactor
 from twisted.python.failure import Failure
-from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
-from twisted.web.client import Agent
+from twisted.web.client import Agent, ResponseFailed, ResponseNeverReceived
 from twisted.web.iweb import IAgent
 from zope.interface import implementer
 
