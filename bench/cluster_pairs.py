@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.pairs import Pair, _StowrsdReceiver, peak_rss_mb, rate
-from stowpair import peers
+from tests.support import peers
 
 #: The machine's PostgreSQL; a scratch database per pair (created and dropped here).
 POSTGRES_URL = os.environ.get(
@@ -137,7 +137,7 @@ class QueuedExport(Pair, _StowrsdReceiver):
 
 def _post(port: int, path: str) -> Any:
     url = f"http://127.0.0.1:{port}/dcm4chee-arc{path}"
-    request = urllib.request.Request(url, data=b"", method="POST")
+    request = urllib.request.Request(url, method="POST")
     with urllib.request.urlopen(request, timeout=60) as response:
         return json.loads(response.read() or b"null")
 

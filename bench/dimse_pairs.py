@@ -23,7 +23,7 @@ from pathlib import Path
 from pydicom import dcmread
 
 from bench.pairs import Pair, peak_rss_mb, rate
-from stowpair import peers
+from tests.support import peers
 
 NODELAY = {"TCP_NODELAY": "1"}
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stowpair import peers
+from tests.support import peers
 
 HERE = Path(__file__).resolve().parent
 
@@ -335,7 +335,7 @@ class _StowpairSender(Pair):
             f"{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/"
             f"{ds.SOPInstanceUID}/export/stowrs:dest"
         )
-        request = urllib.request.Request(url, data=b"", method="POST")
+        request = urllib.request.Request(url, method="POST")
         with urllib.request.urlopen(request, timeout=600) as response:
             response.read()
         self.after_warm_up()
@@ -346,7 +346,7 @@ class _StowpairSender(Pair):
     def export(self) -> float:
         import urllib.request
 
-        request = urllib.request.Request(self.trigger, data=b"", method="POST")
+        request = urllib.request.Request(self.trigger, method="POST")
         t0 = time.perf_counter()
         with urllib.request.urlopen(request, timeout=3600) as response:
             answer = json.loads(response.read())

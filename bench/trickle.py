@@ -23,7 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stowpair.peers import free_port, start_twistd
+# the peers rig is tests/support/peers.py: the repository root must be importable
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.peers import free_port, start_twistd
 
 STOWPAIR_CONFIG = """
 base_dir = "."

@@ -15,7 +15,7 @@ from twisted.python import usage
 from twisted.scripts.twistd import ServerOptions
 
 from stowpair import console
-from stowpair.peers import free_port
+from tests.support.peers import free_port
 
 BIN = Path(sys.executable).parent
 

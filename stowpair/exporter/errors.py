@@ -8,11 +8,11 @@ the instance reason says "hostname mismatch" or "unknown CA", not "ResponseNever
 from __future__ import annotations
 
 from OpenSSL import SSL
-from service_identity import VerificationError
+from service_identity import CertificateError, VerificationError
 from twisted.internet import error as ierror
 from twisted.internet.defer import CancelledError
 from twisted.python.failure import Failure
-from twisted.web._newclient import (
+from twisted.web.client import (
     RequestGenerationFailed,
     RequestTransmissionFailed,
     ResponseFailed,
@@ -20,6 +20,7 @@ from twisted.web._newclient import (
 )
 
 from stowpair.exporter.client import IdleTimeout
+from stowpair.exporter.tls import UntrustedMisnamedCertificate, mismatch_text
 
 _WRAPPERS = (ResponseNeverReceived, RequestTransmissionFailed, ResponseFailed,
              RequestGenerationFailed)  # fmt: skip
@@ -39,7 +40,14 @@ def root_causes(exc: BaseException) -> list[BaseException]:
 
 def _pick(causes: list[BaseException]) -> BaseException:
     """The most telling cause: TLS errors first, then anything but a plain close."""
-    for kind in (VerificationError, SSL.Error, OSError, ierror.ConnectError):
+    for kind in (
+        UntrustedMisnamedCertificate,
+        VerificationError,
+        CertificateError,
+        SSL.Error,
+        OSError,
+        ierror.ConnectError,
+    ):
         for cause in causes:
             if isinstance(cause, kind) and not isinstance(cause, ierror.ConnectionDone):
                 return cause
@@ -66,8 +74,17 @@ def describe(exc: BaseException, url: str) -> tuple[str, bool]:
     if isinstance(exc, IdleTimeout):
         return f"{exc} while talking to {url}", True
     cause = _pick(root_causes(exc))
-    if isinstance(cause, VerificationError):
-        names = "; ".join(str(e) for e in getattr(cause, "errors", [])) or str(cause)
+    if isinstance(cause, UntrustedMisnamedCertificate):
+        return (
+            f"TLS certificate of {url} refused for two reasons: it is not issued by a "
+            f"trusted CA ({cause.trust}) and it does not name this host ({cause.name}); "
+            "fix the URL or set allow-any-hostname=true for the name, and set ca-file to "
+            "the server's CA or disable-trust-manager=true (testing only: it turns off "
+            "both checks) for the trust",
+            False,
+        )
+    if isinstance(cause, VerificationError | CertificateError):
+        names = mismatch_text(cause)
         return (
             f"TLS hostname mismatch: the certificate of {url} does not name this host "
             f"({names}); fix the URL or set allow-any-hostname=true",

@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 from twisted.web import server
 from twisted.web.resource import IResource
 
+from stowpair.compat.twisted_private import keep_timeout_for_next_request, pending_request_line
 from stowpair.web.errors import (
     EarlyResponse,
     ErrorStyle,
@@ -86,13 +87,12 @@ class StreamingRequest(server.Request):
     def _ask_resource(self, length: int | None) -> BodySink | EarlyResponse | None:
         # The request line is known to the channel but set on the request only in
         # requestReceived (after the body); route now with the same rules.
-        command = getattr(self.channel, "_command", None)
-        uri = getattr(self.channel, "_path", None)
+        line = pending_request_line(self.channel)
         site = getattr(self.channel, "site", None)
-        if command is None or uri is None or site is None:
+        if line is None or site is None:
             return None
-        self.method, self.uri = command, uri
-        self.path = uri.split(b"?", 1)[0]
+        self.method, self.uri = line
+        self.path = self.uri.split(b"?", 1)[0]
         self.prepath = []
         self.postpath = [unquote_to_bytes(s) for s in self.path[1:].split(b"/")]
         try:
@@ -208,11 +208,9 @@ class StreamingRequest(server.Request):
         channel: Any = self.channel
         saved, self._idle_timeout = self._idle_timeout, None
         if channel is not None and saved is not None:
-            if getattr(channel, "_handlingRequest", False):
-                # The body ended while paused: twisted.web restores the idle timeout it
-                # saved when the response is done, so that is where ours goes.
-                channel._savedTimeOut = saved
-            else:
+            # When the body ended while paused, twisted.web restores the idle timeout it
+            # saved once the response is done, so that is where ours goes.
+            if not keep_timeout_for_next_request(channel, saved):
                 channel.setTimeout(saved)
         getattr(channel, "body_resumed", lambda: None)()
         transport: Any = getattr(channel, "transport", None)

@@ -107,6 +107,14 @@ class _Upload:
     #: twisted.web renders the request (the body ended, or it was buffered first), so
     #: the 413 goes out as a normal response rather than an early one.
     rendering: bool = False
+    #: The client's connection was lost: nothing can be answered any more.
+    lost: bool = False
+
+    def __post_init__(self) -> None:
+        self.request.notifyFinish().addErrback(self._connection_gone)
+
+    def _connection_gone(self, reason: Failure) -> None:
+        self.lost = True
 
     def feed(self, data: bytes) -> None:
         if self.over_limit:
@@ -383,7 +391,7 @@ class StowResource(Resource):
         self._log_outcome(result, request)
 
         def write(_: object = None) -> None:
-            if getattr(request, "_disconnected", False):
+            if upload.lost:
                 return
             request.setResponseCode(code)
             request.setHeader("Content-Type", media)
@@ -407,7 +415,7 @@ class StowResource(Resource):
         assert problem is not None
         message = f"the archive cannot store instances now: {problem.message}"
         body = f"{message}; send the request again in {problem.retry_after}s\n".encode()
-        if getattr(request, "_disconnected", False):
+        if upload.lost:
             return
         request.setResponseCode(503)
         request.setHeader("Content-Type", "text/plain; charset=utf-8")

@@ -17,8 +17,8 @@ from stowpair.auth.oauth import TokenEndpoint, TokenRequest, parse_answer, reque
 from stowpair.auth.tokens import TokenError
 from stowpair.config.secret import Secret
 from stowpair.exporter.errors import describe
-from stowpair.peers import free_port
 from tests.auth.fakes import FakeTokenEndpoint, Listening
+from tests.support.peers import free_port
 
 reactor: Any = _reactor
 

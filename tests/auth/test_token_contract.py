@@ -14,11 +14,11 @@ from treq.client import HTTPClient
 from twisted.internet import reactor as _reactor
 from twisted.web.client import Agent
 
-from stowpair import peers
 from stowpair.auth.oauth import TokenEndpoint, TokenRequest
 from stowpair.auth.tokens import AccessToken, TokenError
 from tests.auth.fakes import FakeTokenEndpoint, Listening
 from tests.interop.conftest import peers_installed
+from tests.support import peers
 
 reactor: Any = _reactor
 SECRET = "s3cret-Value"

@@ -23,8 +23,8 @@ import psycopg
 import pydicom
 
 from stowpair.archive.demo import generate_demo_study
-from stowpair.peers import free_port
 from tests.reliability import harness as h
+from tests.support.peers import free_port
 
 AET = h.AET  # the reliability harness triggers exports on this AE title
 EXPORTER = h.EXPORTER

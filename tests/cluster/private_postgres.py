@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from stowpair.peers import free_port
 from tests.postgres import unavailable
+from tests.support.peers import free_port
 
 BIN = Path(os.environ.get("STOWPAIR_TEST_POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
 SERVER_USER = "postgres"

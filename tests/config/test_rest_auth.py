@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from stowpair import peers
 from stowpair.auth.passwords import hash_password
 from stowpair.config.errors import ConfigError
 from stowpair.config.loader import load_config
 from stowpair.config.model import BearerAuth
 from stowpair.config.rest_auth import is_loopback
+from tests.support import peers
 
 HASH = hash_password("pw", ln=2)
 BASIC = f'[rest.auth]\ntype = "basic"\n[rest.auth.users]\nalice = "{HASH}"\n'

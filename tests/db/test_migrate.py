@@ -16,11 +16,11 @@ from stowpair.db.errors import DatabaseUnavailable, SchemaError
 from stowpair.db.migrate import Migration, bundled, checked, migrate
 from stowpair.db.postgres import PostgresDatabase
 from stowpair.exporter.outcome import TaskStatus
-from stowpair.peers import free_port
 from stowpair.queue import sql
 from stowpair.queue.model import TaskFilter
 from stowpair.queue.store import SQLiteTaskStore
 from tests.queue.helpers import clock_at, result_of
+from tests.support.peers import free_port
 
 
 def run_migrate(url: str, migrations: list[Migration]) -> int:

@@ -184,7 +184,7 @@ class StowSink(Resource):
 
     def _finish(self, request: server.Request, answer: tuple[int, bytes]) -> None:
         self.log.in_flight -= 1
-        if request.finished or request._disconnected:
+        if request.finished or request.channel is None:  # answered, or the client left
             return
         request.setResponseCode(answer[0])
         request.setHeader("Content-Type", "application/dicom+json")

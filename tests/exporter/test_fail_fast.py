@@ -11,8 +11,7 @@ import pytest_twisted
 from twisted.internet import error as ierror
 from twisted.internet import reactor
 from twisted.python.failure import Failure
-from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
-from twisted.web.client import Agent
+from twisted.web.client import Agent, ResponseFailed, ResponseNeverReceived
 from twisted.web.iweb import IAgent
 from zope.interface import implementer
 
@@ -21,9 +20,9 @@ from stowpair.exporter.client import IdleTimeout
 from stowpair.exporter.errors import describe, unreachable
 from stowpair.exporter.outcome import Cancellation, ExportRequest, InstanceStatus, TaskStatus
 from stowpair.exporter.stow import StowExporter
-from stowpair.peers import free_port
 from tests.exporter.conftest import Sink
 from tests.exporter.support import FakeIndex, exporter_for, make_study, webapp
+from tests.support.peers import free_port
 
 
 @implementer(IAgent)

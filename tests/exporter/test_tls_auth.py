@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,10 @@ from typing import Any
 import pytest
 import pytest_twisted
 import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from twisted.internet import ssl
 from twisted.logger import globalLogPublisher
 from twisted.web.server import Site
@@ -181,3 +186,52 @@ async def test_secret_from_env(
     wa = webapp(sink.url, bearer_token=Secret("env:STOWPAIR_TEST_TOKEN"))
     outcome = await run_export(make_study(tmp_path / "s", 1), [wa])
     assert outcome.completed == 1
+
+
+def _self_signed(name: str) -> bytes:
+    """A self-signed certificate for ``name`` and its key, as PEM."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM) + key_pem
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+@pytest_twisted.ensureDeferred
+async def test_untrusted_certificate_for_another_host_names_both_problems(
+    tmp_path: Path, tls: TLSServers, run_export: Run, host: str
+) -> None:
+    """When the server's certificate is self-signed and for another host name, the
+    reason names both problems and both properties that turn the checks off, so that
+    following it does not end in a second failure; no credential is in it."""
+    cert = ssl.PrivateCertificate.loadPEM(_self_signed("other.example"))
+    port = reactor.listenSSL(0, Site(StowSink(reactor)), cert.options(), interface="127.0.0.1")
+    url = f"https://{host}:{port.getHost().port}/stowrs"
+    try:
+        wa = webapp(url, ca_file=tls.ca_file, basic_auth=Secret("alice:s3cret-pw"))
+        outcome = await run_export(make_study(tmp_path / "s", 1), [wa])
+    finally:
+        await port.stopListening()
+    assert outcome.failed == 1
+    reason = outcome.instances[0].reason
+    print(reason)
+    assert "not issued by a trusted CA (self-signed certificate)" in reason
+    assert "does not name this host" in reason and f"{host}')" in reason
+    assert "allow-any-hostname=true" in reason and "disable-trust-manager=true" in reason
+    assert "s3cret-pw" not in repr(outcome) and "alice" not in repr(outcome)

@@ -1,4 +1,4 @@
-"""Real peers for the interop matrix, started once per test module (``stowpair.peers``).
+"""Real peers for the interop matrix, started once per test module (``tests.support.peers``).
 
 A peer that is not installed skips its tests with the install command, unless
 ``STOWPAIR_REQUIRE_PEERS=1`` (CI), where it fails them. A peer that is installed but does
@@ -20,10 +20,10 @@ import trustme
 from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian, JPEGLosslessSV1, JPEGLSLossless
 
-from stowpair import peers
 from stowpair.archive.demo import generate_demo_study, mix_syntaxes
-from stowpair.peers import OrthancServer, Peer, PeerMissing
 from tests.interop.verify import by_sop
+from tests.support import peers
+from tests.support.peers import OrthancServer, Peer, PeerMissing
 
 PER_SYNTAX = 2  # instances per transfer syntax in the mixed study
 #: Credentials of the Orthanc that requires HTTP Basic authentication.

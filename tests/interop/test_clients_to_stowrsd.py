@@ -17,10 +17,10 @@ import pytest
 from dicomweb_client.api import DICOMwebClient
 from pydicom import dcmread
 
-from stowpair import peers
 from stowpair.dicom.response import parse_xml
-from stowpair.peers import Peer
 from tests.interop.verify import assert_same_bytes, assert_same_pixels, stored_files
+from tests.support import peers
+from tests.support.peers import Peer
 
 pytestmark = pytest.mark.interop
 

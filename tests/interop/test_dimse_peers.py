@@ -31,13 +31,13 @@ from twisted.internet import reactor as _reactor
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 
-from stowpair import peers
-from stowpair.peers import OrthancServer, Peer
 from stowpair.queue.model import TaskFilter
 from stowpair.service import StowpairService
 from tests.dimse.helpers import dataset_bytes, start_service, until
 from tests.interop.conftest import peers_installed
 from tests.interop.verify import assert_same_pixels, stored_files
+from tests.support import peers
+from tests.support.peers import OrthancServer, Peer
 
 pytestmark = pytest.mark.interop
 reactor: Any = _reactor

@@ -19,17 +19,17 @@ import pytest_twisted
 from twisted.internet import reactor as _reactor
 from twisted.logger import globalLogPublisher
 
-from stowpair import peers
 from stowpair.archive.index import SQLiteIndex
 from stowpair.archive.store import read_header
 from stowpair.dicom.transcode import Transcoder
 from stowpair.dicom.transfer_syntax import EXPLICIT_VR_LE
 from stowpair.exporter.outcome import Cancellation, ExportRequest, Outcome, TaskStatus
 from stowpair.exporter.stow import StowExporter
-from stowpair.peers import Peer
 from tests.exporter.support import exporter_for, webapp
 from tests.interop.conftest import TLSFronts
 from tests.interop.verify import assert_same_bytes, assert_same_pixels
+from tests.support import peers
+from tests.support.peers import Peer
 
 pytestmark = pytest.mark.interop
 reactor: Any = _reactor

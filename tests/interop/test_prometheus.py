@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 from pydicom import dcmread
 
-from stowpair import peers
 from stowpair.archive.demo import generate_demo_study
 from stowpair.auth.passwords import hash_password
-from stowpair.peers import Peer
 from tests.interop.conftest import peers_installed
+from tests.support import peers
+from tests.support.peers import Peer
 
 pytestmark = pytest.mark.interop
 

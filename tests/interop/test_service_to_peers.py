@@ -20,14 +20,14 @@ import treq
 from twisted.internet import reactor as _reactor
 from twisted.internet.task import Cooperator, deferLater
 
-from stowpair import peers
 from stowpair.archive.store import read_header
 from stowpair.config.loader import load_config
 from stowpair.exporter.body import BodyPart, MultipartRelatedProducer
-from stowpair.peers import Peer
 from stowpair.service import StowpairService
 from tests.interop.conftest import ORTHANC_PASSWORD, ORTHANC_USER
 from tests.interop.verify import assert_same_bytes, assert_same_pixels, stored_files
+from tests.support import peers
+from tests.support.peers import Peer
 
 pytestmark = pytest.mark.interop
 reactor: Any = _reactor

@@ -24,16 +24,16 @@ from twisted.internet.task import Cooperator, deferLater
 from twisted.logger import globalLogPublisher
 from twisted.web.client import Agent
 
-from stowpair import peers
 from stowpair.archive.demo import generate_demo_study
 from stowpair.archive.store import read_header
 from stowpair.auth.oauth import TokenEndpoint, TokenRequest
 from stowpair.exporter.body import BodyPart, MultipartRelatedProducer
-from stowpair.peers import OidcPeer, Peer
 from stowpair.service import StowpairService
 from tests.interop.conftest import peers_installed
 from tests.interop.test_service_to_peers import FINAL, base, start
 from tests.interop.verify import stored_files
+from tests.support import peers
+from tests.support.peers import OidcPeer, Peer
 
 pytestmark = pytest.mark.interop
 reactor: Any = _reactor

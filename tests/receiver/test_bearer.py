@@ -14,9 +14,9 @@ from twisted.internet.task import Clock
 from stowpair.auth.jwks import FileKeySet
 from stowpair.auth.jwt_validator import TokenValidator
 from stowpair.config.secret import Secret
-from stowpair.testing_receiver import content_type, encode, make_dataset, multipart
 from tests.auth.keys import AUDIENCE, ISSUER, NOW, Signer, write_jwks
 from tests.receiver.conftest import Answer, Stub, answer
+from tests.support.receiver import content_type, encode, make_dataset, multipart
 
 SIGNER = Signer()
 

@@ -14,8 +14,8 @@ import pytest
 
 from stowpair.dicom.response import parse_json
 from stowpair.receiver.storage import TempPart
-from stowpair.testing_receiver import content_type, encode, make_dataset, multipart
 from tests.receiver.conftest import Stub, answer, leftover_parts
+from tests.support.receiver import content_type, encode, make_dataset, multipart
 
 
 def full_after(monkeypatch: pytest.MonkeyPatch, budget: int, on: str) -> None:

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stowpair.receiver.instance import InstanceError, read_part_header
-from stowpair.testing_receiver import encode, make_dataset
 from tests.badinput.dicomparts import CT_IMAGE, Uids, instance
+from tests.support.receiver import encode, make_dataset
 
 
 def test_header_read_from_memory_when_it_fits(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from stowpair.dicom.response import parse_json
 from stowpair.receiver.endpoints import listen_endpoint
 from stowpair.receiver.service import ReceiverService
 from stowpair.receiver.settings import ReceiverSettings
-from stowpair.testing_receiver import content_type, encode, make_dataset, multipart
+from tests.support.receiver import content_type, encode, make_dataset, multipart
 
 CURL = shutil.which("curl")
 needs_curl = pytest.mark.skipif(CURL is None, reason="curl is not installed (apt-get install curl)")

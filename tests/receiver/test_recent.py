@@ -9,8 +9,8 @@ import pytest
 
 from stowpair.receiver.recent import ReceivedRequest, RecentRequests
 from stowpair.receiver.settings import FaultSettings
-from stowpair.testing_receiver import content_type, encode, make_dataset, multipart
 from tests.receiver.conftest import Stub, answer
+from tests.support.receiver import content_type, encode, make_dataset, multipart
 
 
 def entry(n: int) -> ReceivedRequest:

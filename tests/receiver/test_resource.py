@@ -13,8 +13,8 @@ import pytest
 from stowpair.config.secret import Secret
 from stowpair.dicom.response import parse_json, parse_xml
 from stowpair.receiver.settings import FaultSettings
-from stowpair.testing_receiver import content_type, encode, make_dataset, multipart
 from tests.receiver.conftest import Answer, Stub, answer, leftover_parts
+from tests.support.receiver import content_type, encode, make_dataset, multipart
 
 CT = content_type()
 

@@ -24,7 +24,7 @@ from typing import Any
 import pydicom
 
 from stowpair.archive.demo import generate_demo_study
-from stowpair.peers import free_port
+from tests.support.peers import free_port
 
 BIN = Path(sys.executable).parent
 AET = "REL"

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 
 from stowpair.archive.demo import generate_demo_study
-from stowpair.peers import free_port
 from tests.dimse.helpers import dataset_bytes
 from tests.reliability import harness as h
 from tests.reliability.test_full_disk import _mount, small_fs  # noqa: F401  (fixture)
+from tests.support.peers import free_port
 
 SEED = 1616
 CONFIG = """

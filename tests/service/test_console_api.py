@@ -14,9 +14,9 @@ from twisted.internet import reactor
 
 from stowpair.archive.demo import generate_demo_study
 from stowpair.config.loader import load_config
-from stowpair.peers import free_port
 from stowpair.service import StowpairService
 from tests.service.test_end_to_end import post_study, until
+from tests.support.peers import free_port
 
 CONFIG = """
 base_dir = "."

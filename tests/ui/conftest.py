@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from stowpair import peers
-from stowpair.peers import Peer
+from tests.support import peers
+from tests.support.peers import Peer
 
 #: Debian's chromium; STOWPAIR_CHROMIUM points elsewhere.
 CHROMIUM = os.environ.get("STOWPAIR_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

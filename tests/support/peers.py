@@ -1,5 +1,5 @@
 """Real peer processes for interop tests and benchmarks: Orthanc, socat, nginx, Prometheus,
-twistd.
+oidc-provider, twistd. A test rig: it lives under tests/ and is not installed.
 
 Each peer runs on 127.0.0.1 on a free port in its own temporary folder and is stopped
 by :meth:`Peer.stop` (or the context manager). Blocking code: tests and benchmark
@@ -277,7 +277,7 @@ http {{
     return Peer("nginx", process, port, workdir, log_path)
 
 
-OIDC_PEER = Path(__file__).resolve().parents[1] / "tests" / "peers" / "oidc"
+OIDC_PEER = Path(__file__).resolve().parents[1] / "peers" / "oidc"
 
 
 @dataclass
@@ -337,7 +337,8 @@ def start_oidc(
     )
     peer = OidcPeer("oidc", process, port, workdir, log_path, realm=realm)
     try:
-        wait_http(f"{peer.issuer}/.well-known/openid-configuration", process=process)
+        # Node.js and oidc-provider take seconds to load on a busy machine: 15 s flaked.
+        wait_http(f"{peer.issuer}/.well-known/openid-configuration", timeout=60, process=process)
     except PeerUnavailable as e:
         peer.stop()
         raise PeerUnavailable(f"oidc-provider did not start: {e}\n{peer.log_tail()}") from None
