@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.endpoints import SSL4ServerEndpoint
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -18,9 +19,11 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 
 from stowpair.api.health import HealthResource
+from stowpair.config.listen import server_endpoint
 from stowpair.config.model import ClientTimeouts, EmulatorConfig
-from stowpair.metrics.registry import Metrics, MetricsResource
-from stowpair.receiver.endpoints import listen_endpoint
+from stowpair.logs import escape_console
+from stowpair.metrics.registry import Metrics, MetricsResource, MetricsService
+from stowpair.process import ProcessService, StartupError
 from stowpair.receiver.request import StreamingRequest
 from stowpair.receiver.resource import StowResource
 from stowpair.receiver.settings import ReceiverSettings
@@ -89,6 +92,14 @@ class ReceiverService(Service):
         self.role = role
         self.pool = ThreadPool(minthreads=0, maxthreads=threads, name=f"{role}-storage")
         self.storage = make_storage(layout, directory, self.run_blocking, fsync)
+        # mkdir + remove stale temp files: blocking, so now, before the reactor runs
+        # (twistd constructs services in makeService); StartupError says why not.
+        try:
+            self.storage.prepare()
+        except OSError as e:
+            raise StartupError(
+                f"cannot prepare the {role} directory {e.filename}: {e.strerror}"
+            ) from None
         self.resource = StowResource(
             settings, self.storage, reactor, self.run_blocking, random.Random(settings.faults.seed)
         )
@@ -104,7 +115,6 @@ class ReceiverService(Service):
     def startService(self) -> None:
         super().startService()
         self.pool.start()
-        self.storage.prepare()  # mkdir + remove stale temp files, before accepting requests
         validator = self.resource.settings.bearer_validator
         # Token signing keys are loaded before the first request is read (never fails).
         self._keys = validator.keys.refresh() if validator else None
@@ -135,12 +145,13 @@ class ReceiverService(Service):
         if self._keys is not None:
             hold_until(port, self._keys)
         addr: Any = port.getHost()
+        scheme = "https" if isinstance(self.endpoint, SSL4ServerEndpoint) else "http"
         self.log.info(
             "{role} listening on {host}:{port}",
             role=self.role,
             host=addr.host,
             port=addr.port,
-            url=f"http://{addr.host}:{addr.port}{self.resource.settings.path}",
+            url=f"{scheme}://{addr.host}:{addr.port}{self.resource.settings.path}",
             event="listening",
         )
         self.listening.callback(port)
@@ -160,8 +171,12 @@ class ReceiverService(Service):
 
 
 def emulator_service(cfg: EmulatorConfig, reactor: Any) -> ReceiverService:
-    """The built-in stowrsd emulator of ``twistd -n stowpair`` (the ``[emulator]`` section)."""
-    endpoint = listen_endpoint(reactor, cfg.listener.host, cfg.listener.port, {})
+    """The built-in stowrsd emulator of ``twistd -n stowpair`` (the ``[emulator]`` section).
+    Constructed before the reactor runs; :class:`StartupError` when it cannot be."""
+    try:
+        endpoint = server_endpoint(reactor, cfg.listener.description)
+    except ValueError as e:
+        raise StartupError(f"[emulator] listen {cfg.listener.description!r}: {e}") from None
     settings = ReceiverSettings(path=cfg.path, endpoint="emulator")
     return ReceiverService(
         reactor,
@@ -173,3 +188,51 @@ def emulator_service(cfg: EmulatorConfig, reactor: Any) -> ReceiverService:
         role="emulator",
         timeouts=cfg.listener.timeouts,
     )
+
+
+def stowrsd_process(
+    reactor: Any,
+    endpoint: IStreamServerEndpoint,
+    settings: ReceiverSettings,
+    directory: Path,
+    *,
+    bind: str,
+    layout: str = "uid",
+    fsync: bool = True,
+    timeouts: ClientTimeouts | None = None,
+    json_log: Path | None = None,
+    auth: str | None = None,
+) -> ProcessService:
+    """The service tree of ``twistd -n stowrsd``: the process (JSON log, start and stop
+    events), ``/metrics``, and one receiver on ``endpoint`` (``bind`` and ``auth`` say
+    where and how, for the ``startup`` event). Built before the reactor runs; a directory
+    that cannot be prepared ends the process with one line and exit status 1."""
+    escape_console()
+    summary: dict[str, Any] = {
+        "bind": bind,
+        "layout": layout,
+        "directory": str(directory),
+        "path": settings.path,
+    }
+    if auth is not None:
+        summary["auth"] = auth
+    top = ProcessService("stowrsd", summary, json_log)
+    metrics = Metrics(receiver_only=True)
+    MetricsService(metrics).setServiceParent(top)
+    try:
+        receiver = ReceiverService(
+            reactor,
+            endpoint,
+            settings,
+            directory,
+            layout,
+            fsync=fsync,
+            timeouts=timeouts,
+            metrics=metrics,
+        )
+    except StartupError as e:
+        raise SystemExit(f"stowrsd: {e}") from None
+    receiver.setServiceParent(top)
+    # a listener that fails later than at once (none of TCP or TLS) still stops stowrsd
+    receiver.listening.addErrback(lambda _: reactor.callWhenRunning(reactor.stop))
+    return top

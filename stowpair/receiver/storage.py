@@ -65,6 +65,17 @@ class RequestContext:
     called_aet: str = ""
 
 
+def prepare_temp_folder(directory: Path) -> int:
+    """Create ``directory`` and delete the temp files (``*.part``) a crash left in it
+    (blocking: before the reactor runs, or in a thread); returns how many."""
+    directory.mkdir(parents=True, exist_ok=True)
+    removed = 0
+    for stale in directory.glob("*.part"):
+        stale.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
 class TempFiles:
     """Temp files created ahead of need in the thread pool.
 
@@ -85,12 +96,7 @@ class TempFiles:
     def prepare(self) -> int:
         """Create the folder and delete temp files left by a crash (blocking, at start);
         returns how many were removed."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        removed = 0
-        for stale in self.directory.glob("*.part"):
-            stale.unlink(missing_ok=True)
-            removed += 1
-        return removed
+        return prepare_temp_folder(self.directory)
 
     def take(self) -> TempPart:
         try:
