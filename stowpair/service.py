@@ -1,9 +1,10 @@
 """The whole ``twistd -n stowpair`` service: archive, queue, exporters, REST API, emulator.
 
-:class:`StowpairService` owns the order of things: it opens the stores, builds the
-subsystems from the configuration, listens, and on stop drains the queue before it
-closes the stores. Configuration reloads (SIGHUP, ``POST /dcm4chee-arc/ctrl/reload``)
-swap web applications, exporters, queues and rules without touching queued tasks.
+:class:`StowpairService` owns the order of things: it listens, opens the stores, builds
+the subsystems from the configuration, and on stop drains the queue before it closes the
+stores. :func:`stowpair_process` is the tree ``twistd -n stowpair`` runs. Configuration
+reloads (SIGHUP, ``POST /dcm4chee-arc/ctrl/reload``) swap web applications, exporters,
+queues and rules without touching queued tasks.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, TypeVar
 
 import treq
 from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
+from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, maybeDeferred, succeed
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.internet.task import Cooperator
@@ -53,7 +54,6 @@ from stowpair.dimse.service import DimseService
 from stowpair.exporter.body import BodyPart, MultipartRelatedProducer
 from stowpair.exporter.outcome import ExporterProvider
 from stowpair.exporter.stow import StowExporter
-from stowpair.fsutil import folder_problem, log_file_problem
 from stowpair.logs import escape_console, register_events
 from stowpair.metrics.registry import Metrics, MetricsResource, MetricsService
 from stowpair.metrics.tasks import TaskGauges
@@ -62,10 +62,9 @@ from stowpair.queue.info import index_task_info
 from stowpair.queue.manager import TaskManager
 from stowpair.queue.scheduler import ExportScheduler
 from stowpair.queue.service import QueueService
-from stowpair.receiver.endpoints import jwks_problem
 from stowpair.receiver.service import ReceiverService, emulator_service, streaming_site
 from stowpair.receiver.settings import ReceiverSettings
-from stowpair.receiver.storage import INCOMING, prepare_temp_folder
+from stowpair.receiver.storage import INCOMING, remove_stale
 from stowpair.ui.resource import ConsoleRedirect, ConsoleResource
 from stowpair.web.listen import ListenError, describe, hold_until, listen
 
@@ -98,10 +97,11 @@ DEMO_SIZE_KB = 64
 class StowpairService(MultiService):
     """Every subsystem of the stowpair process, built from one :class:`Config`.
 
-    Constructing it does the blocking preparation (archive folders created, temp files a
-    crash left deleted, TLS and key files read): twistd constructs services in
-    ``makeService``, before the reactor runs. ``startService`` opens the listeners, the
-    stores (on their own threads) and assembles the rest without blocking.
+    Constructing it does the blocking preparation (archive folders created, TLS and key
+    files read): twistd constructs services in ``makeService``, before the reactor runs.
+    ``startService`` opens the listeners, then the stores (on their own threads), removes
+    the temp files a crash left (in a thread; requests and the export queue wait for it)
+    and assembles the rest without blocking.
     """
 
     log = Logger()
@@ -122,6 +122,7 @@ class StowpairService(MultiService):
         self.rest_port: IListeningPort | None = None
         self.ready: Deferred[None] = Deferred()
         self._reloading = False
+        self._queue: QueueService | None = None
         # nodes sharing the storage folder keep their temp files apart
         self.node = config.device.name if config.database.url is not None else ""
         self.work_dir = prepare_folders(config, self.node)
@@ -151,6 +152,9 @@ class StowpairService(MultiService):
         self.pool.start()
         self.rest_auth.start()
         self.stores: Stores = open_stores(self.config, self.reactor)  # on their threads
+        # Only now that the listeners are open: a second process on a busy port never
+        # deletes the first one's temp files. Requests wait for it (see _start).
+        self._stale = self.run_blocking(lambda: remove_stale_files(self.config, self.node))
         self._assemble()
         super().startService()
         self._log_config("Configuration loaded from {source}")
@@ -212,14 +216,18 @@ class StowpairService(MultiService):
         self._root.putChild(b"ui", ConsoleResource())
         self._root.putChild(b"", ConsoleRedirect())
         self.api.emulator = self._emulator
-        QueueService(self.tasks, self.scheduler).setServiceParent(self)
-        # After the queue: stopped before it, so no gauge query outlives the store.
         self.metrics = Metrics()
         self.task_gauges = TaskGauges(
             self.tasks, self.reactor, lambda: self.config.device.name, lambda: self.config.queues
         )
-        MetricsService(self.metrics, self.task_gauges).setServiceParent(self)
         self._root.putChild(b"metrics", MetricsResource(self.metrics))
+
+    def _start_queue(self) -> None:
+        """The scheduler starts once stale export files are removed (it writes there)."""
+        self._queue = QueueService(self.tasks, self.scheduler)
+        self._queue.setServiceParent(self)
+        # After the queue: stopped before it, so no gauge query outlives the store.
+        MetricsService(self.metrics, self.task_gauges).setServiceParent(self)
 
     def _bind_listeners(self) -> Deferred[IListeningPort]:
         """REST API, emulator, DICOM: opened before any pool, store or worker exists, so a
@@ -264,14 +272,20 @@ class StowpairService(MultiService):
 
     async def _start(self, listening: Deferred[IListeningPort]) -> None:
         port = await listening
-        waits: list[Deferred[Any]] = []
+        # The port is open (a busy one stops the process before the reactor runs), but
+        # no request is read before stale temp files are removed and the signing keys
+        # are loaded.
+        waits: list[Deferred[Any]] = [self._stale]
         if self.ingest_validator is not None:
-            # The port is open (a busy one stops the process before the reactor runs),
-            # but no request is read before the signing keys are loaded.
             waits.append(self.ingest_validator.keys.refresh())
         waits.append(self.rest_auth.keys_loaded())  # [rest.auth] of type bearer
         keys = DeferredList(waits, consumeErrors=True)
         hold_until(port, keys)
+        for problem in await self._stale or []:
+            self.log.warn("archive: {problem}", role="archive", problem=problem,
+                          event="storage.stale")  # fmt: skip
+        if self.running:
+            self._start_queue()
         await keys
         warn_if_insecure(self.config)
         self._bound(port)
@@ -482,15 +496,20 @@ class StowpairService(MultiService):
         return d
 
     def _close_stores(self) -> Deferred[None]:
-        closing = [
+        # the queue service closes the task store; stopped before the queue started,
+        # this does
+        first = succeed(None) if self._queue is not None else maybeDeferred(self.tasks.close)
+        d = first.addBoth(lambda _: DeferredList(self._closing(), consumeErrors=True))
+        d.addCallback(lambda _: self.rest_auth.stop())
+        return d.addCallback(lambda _: self.pool.stop())
+
+    def _closing(self) -> list[Deferred[Any]]:
+        return [
             self.dicom_exporter.close(),
             self.transcoder.stop(),
             self.exporter.close(),
             self.stores.close(),
         ]
-        d = DeferredList(closing, consumeErrors=True)
-        d.addCallback(lambda _: self.rest_auth.stop())
-        return d.addCallback(lambda _: self.pool.stop())
 
 
 def stowpair_process(
@@ -543,51 +562,36 @@ def _shown(listener: Listener) -> str:
     return address if listener.scheme == "http" else f"{listener.scheme}://{address}"
 
 
-def startup_problems(config: Config, json_log: Path | None) -> list[str]:
-    """What would stop the service from starting, one line each, found before it starts:
-    folders and files it writes, the database password, the ingest JWKS file."""
-    checks = [
-        folder_problem(config.archive.storage, "archive.storage"),
-        folder_problem(config.archive.database.parent, "the folder of archive.database"),
-    ]
-    if config.emulator.enabled:
-        checks.append(folder_problem(config.emulator.directory, "emulator.directory"))
-    if json_log is not None:
-        checks.append(log_file_problem(json_log, "the JSON log"))
-    checks.append(_database_problem(config))
-    ingest = config.ingest_auth
-    checks.append(jwks_problem(ingest.jwks if ingest else None))
-    return [p for p in checks if p is not None]
-
-
-def _database_problem(config: Config) -> str | None:
-    password = config.database.password
-    if password is None:
-        return None
-    try:
-        password.reveal()
-    except SecretError as e:
-        return f"[database] password: {e}"
-    return None
-
-
 def prepare_folders(config: Config, node: str = "") -> Path:
-    """Create the archive's folders and delete the temp files a crash left in them
-    (blocking: before the reactor runs). Returns the folder of the decompressed copies
-    made while exporting. :class:`StartupError` says which folder failed and why."""
+    """Create the archive's folders (blocking: before the reactor runs). Returns the
+    folder of the decompressed copies made while exporting. :class:`StartupError` says
+    which folder failed and why."""
     storage = config.archive.storage
-    work_dir = storage / ".export" / node if node else storage / ".export"
+    work_dir = _work_dir(config, node)
     try:
-        prepare_temp_folder(incoming_folder(storage, node))
+        incoming_folder(storage, node).mkdir(parents=True, exist_ok=True)
         work_dir.mkdir(parents=True, exist_ok=True)
-        for stale in work_dir.glob("stowpair-*.dcm"):  # left by a crash mid-export
-            stale.unlink(missing_ok=True)
     except OSError as e:
         raise StartupError(
-            f"cannot prepare the archive folder {e.filename}: {e.strerror}"
+            f"cannot create the archive folder {e.filename}: {e.strerror}"
             " (check archive.storage and its permissions)"
         ) from None
     return work_dir
+
+
+def remove_stale_files(config: Config, node: str = "") -> list[str]:
+    """Delete the temp files a crash left: parts being received, copies being exported
+    (blocking, for a thread). This process's own parts are kept: the DICOM listener may
+    be storing already. Returns the files that could not be removed, one line each."""
+    incoming = incoming_folder(config.archive.storage, node)
+    _, problems = remove_stale(incoming, "*.part", keep=f"{os.getpid()}-")
+    _, more = remove_stale(_work_dir(config, node), "stowpair-*.dcm")
+    return problems + more
+
+
+def _work_dir(config: Config, node: str) -> Path:
+    work_dir = config.archive.storage / ".export"
+    return work_dir / node if node else work_dir
 
 
 def _endpoint(reactor: Any, listener: Listener, where: str) -> IStreamServerEndpoint:

@@ -35,6 +35,7 @@ from stowpair.receiver.endpoints import (
     stowrsd_settings,
     tls_problem,
 )
+from stowpair.startup import startup_problems
 
 LISTEN_HELP = (
     "a Twisted endpoint description, e.g. tcp:8080:interface=127.0.0.1 or"
@@ -54,8 +55,6 @@ class StowpairOptions(usage.Options):
     ]
 
     def postOptions(self) -> None:
-        from stowpair.service import startup_problems
-
         use_console_level(self, parse_level(self["log-level"]))
         path = Path(self["config"])
         try:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.internet.endpoints import SSL4ServerEndpoint
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.internet.threads import deferToThreadPool
@@ -21,7 +21,7 @@ from twisted.web.server import Request
 from stowpair.api.health import HealthResource
 from stowpair.config.listen import server_endpoint
 from stowpair.config.model import ClientTimeouts, EmulatorConfig
-from stowpair.logs import escape_console
+from stowpair.logs import escape_console, register_events
 from stowpair.metrics.registry import Metrics, MetricsResource, MetricsService
 from stowpair.process import ProcessService, StartupError
 from stowpair.receiver.request import StreamingRequest
@@ -33,6 +33,8 @@ from stowpair.web.errors import ErrorStyle
 from stowpair.web.listen import describe, hold_until, listen
 
 T = TypeVar("T")
+
+register_events({"storage.stale": ("role", "problem")})
 
 
 class _Root(Resource):
@@ -92,13 +94,14 @@ class ReceiverService(Service):
         self.role = role
         self.pool = ThreadPool(minthreads=0, maxthreads=threads, name=f"{role}-storage")
         self.storage = make_storage(layout, directory, self.run_blocking, fsync)
-        # mkdir + remove stale temp files: blocking, so now, before the reactor runs
-        # (twistd constructs services in makeService); StartupError says why not.
+        # Blocking, so now: twistd constructs services in makeService, before the reactor
+        # runs. Stale temp files are removed in a thread once the listener is open (a
+        # second process on a busy port must not delete the first one's).
         try:
-            self.storage.prepare()
+            self.storage.create_folders()
         except OSError as e:
             raise StartupError(
-                f"cannot prepare the {role} directory {e.filename}: {e.strerror}"
+                f"cannot create the {role} directory {e.filename}: {e.strerror}"
             ) from None
         self.resource = StowResource(
             settings, self.storage, reactor, self.run_blocking, random.Random(settings.faults.seed)
@@ -107,18 +110,29 @@ class ReceiverService(Service):
         self.port: IListeningPort | None = None
         self.listening: Deferred[IListeningPort] = Deferred()
         self._bound = False
-        self._keys: Deferred[None] | None = None  # token signing keys being loaded
+        #: Fires once stale temp files are removed and token signing keys loaded: the
+        #: port reads no request before.
+        self._ready: Deferred[None] = Deferred()
 
     def run_blocking(self, f: Callable[[], T]) -> Deferred[T]:
         return deferToThreadPool(self.reactor, self.pool, f)
 
     def startService(self) -> None:
         super().startService()
+        self.bind()  # first: a process whose port is busy stops before touching files
         self.pool.start()
+        waits = [self.run_blocking(self.storage.remove_stale).addCallback(self._stale_removed)]
         validator = self.resource.settings.bearer_validator
-        # Token signing keys are loaded before the first request is read (never fails).
-        self._keys = validator.keys.refresh() if validator else None
-        self.bind()
+        if validator is not None:  # loading the keys never fails
+            waits.append(validator.keys.refresh())
+        ready = DeferredList(waits, consumeErrors=True)
+        ready.addCallback(lambda _: self._ready.callback(None))
+
+    def _stale_removed(self, outcome: tuple[int, list[str]]) -> None:
+        for problem in outcome[1]:
+            self.log.warn(
+                "{role}: {problem}", role=self.role, problem=problem, event="storage.stale"
+            )
 
     def bind(self) -> None:
         """Open the listener now (once); raises :class:`ListenError` when the port cannot
@@ -142,8 +156,7 @@ class ReceiverService(Service):
 
     def _listening(self, port: IListeningPort) -> None:
         self.port = port
-        if self._keys is not None:
-            hold_until(port, self._keys)
+        hold_until(port, self._ready)
         addr: Any = port.getHost()
         scheme = "https" if isinstance(self.endpoint, SSL4ServerEndpoint) else "http"
         self.log.info(

@@ -120,7 +120,7 @@ def _cases(tmp: Path, busy: int) -> dict[str, Case]:
         ),
         "prepare-archive": Case(
             [*stowpair, "-c", f"{tmp}/export-file.toml"],
-            "stowpair: cannot prepare the archive folder", (1,), True,
+            "stowpair: cannot create the archive folder", (1,), True,
         ),
         "stowpair-option": Case([*stowpair, "--bogus"], "--bogus not recognized"),
         "cli-command": Case([*cli, "bogus"], "invalid choice", (2,)),
