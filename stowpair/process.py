@@ -13,16 +13,23 @@ operator from the first event to the last.
 from __future__ import annotations
 
 import atexit
+import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from stowpair.logs import JSONLogFile
 from stowpair.web.listen import ListenError
+
+
+class StartupError(Exception):
+    """A service could not be prepared (before the reactor runs); ``str()`` is one
+    sentence for people. The builder of the service tree ends the process with it."""
 
 
 class ProcessService(MultiService):
@@ -72,3 +79,25 @@ class ProcessService(MultiService):
         if self.json_log is not None:
             self.json_log.close()
         return result
+
+
+class OnHangup(Service):
+    """SIGHUP calls ``reload`` on the reactor thread (``kill -HUP``; the REST API's
+    ``POST /dcm4chee-arc/ctrl/reload`` does the same)."""
+
+    def __init__(self, reload: Callable[[], Any], reactor: Any) -> None:
+        self.reload = reload
+        self.reactor = reactor
+        self._previous: Any = None
+
+    def startService(self) -> None:
+        super().startService()
+        self._previous = signal.signal(signal.SIGHUP, self._hangup)
+
+    def _hangup(self, signum: int, frame: Any) -> None:
+        self.reactor.callFromThread(self.reload)
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._previous is not None:
+            signal.signal(signal.SIGHUP, self._previous)

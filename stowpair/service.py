@@ -1,9 +1,10 @@
 """The whole ``twistd -n stowpair`` service: archive, queue, exporters, REST API, emulator.
 
-:class:`StowpairService` owns the order of things: it opens the stores, builds the
-subsystems from the configuration, listens, and on stop drains the queue before it
-closes the stores. Configuration reloads (SIGHUP, ``POST /dcm4chee-arc/ctrl/reload``)
-swap web applications, exporters, queues and rules without touching queued tasks.
+:class:`StowpairService` owns the order of things: it listens, opens the stores, builds
+the subsystems from the configuration, and on stop drains the queue before it closes the
+stores. :func:`stowpair_process` is the tree ``twistd -n stowpair`` runs. Configuration
+reloads (SIGHUP, ``POST /dcm4chee-arc/ctrl/reload``) swap web applications, exporters,
+queues and rules without touching queued tasks.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from typing import Any, TypeVar
 
 import treq
 from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
-from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, maybeDeferred, succeed
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.internet.task import Cooperator
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -32,7 +32,7 @@ from stowpair.api.dcm4chee import Dcm4cheeApi, Dcm4cheeArcResource
 from stowpair.api.health import HealthResource
 from stowpair.api.respond import ErrorResource
 from stowpair.api.sync_export import sync_export
-from stowpair.archive.backend import ArchiveStorage
+from stowpair.archive.backend import ArchiveStorage, incoming_folder
 from stowpair.archive.demo import generate_demo_study
 from stowpair.archive.ingest import make_ingest_resource
 from stowpair.archive.rules import RuleEngine
@@ -41,8 +41,9 @@ from stowpair.auth.jwt_validator import TokenValidator
 from stowpair.auth.rest import RestAuthentication, warn_if_insecure
 from stowpair.config.diff import changes_text, config_changes
 from stowpair.config.errors import ConfigError
+from stowpair.config.listen import ListenOverrides, server_endpoint
 from stowpair.config.loader import load_config
-from stowpair.config.model import Config
+from stowpair.config.model import Config, Listener
 from stowpair.config.secret import SecretError
 from stowpair.db.errors import DatabaseUnavailable, SchemaError
 from stowpair.db.stores import Stores, open_stores
@@ -53,16 +54,17 @@ from stowpair.dimse.service import DimseService
 from stowpair.exporter.body import BodyPart, MultipartRelatedProducer
 from stowpair.exporter.outcome import ExporterProvider
 from stowpair.exporter.stow import StowExporter
-from stowpair.logs import register_events
+from stowpair.logs import escape_console, register_events
 from stowpair.metrics.registry import Metrics, MetricsResource, MetricsService
 from stowpair.metrics.tasks import TaskGauges
+from stowpair.process import OnHangup, ProcessService, StartupError
 from stowpair.queue.info import index_task_info
 from stowpair.queue.manager import TaskManager
 from stowpair.queue.scheduler import ExportScheduler
 from stowpair.queue.service import QueueService
 from stowpair.receiver.service import ReceiverService, emulator_service, streaming_site
 from stowpair.receiver.settings import ReceiverSettings
-from stowpair.receiver.storage import INCOMING
+from stowpair.receiver.storage import INCOMING, remove_stale
 from stowpair.ui.resource import ConsoleRedirect, ConsoleResource
 from stowpair.web.listen import ListenError, describe, hold_until, listen
 
@@ -93,21 +95,50 @@ DEMO_SIZE_KB = 64
 
 
 class StowpairService(MultiService):
-    """Every subsystem of the stowpair process, built from one :class:`Config`."""
+    """Every subsystem of the stowpair process, built from one :class:`Config`.
+
+    Constructing it does the blocking preparation (archive folders created, TLS and key
+    files read): twistd constructs services in ``makeService``, before the reactor runs.
+    ``startService`` opens the listeners, then the stores (on their own threads), removes
+    the temp files a crash left (in a thread; requests and the export queue wait for it)
+    and assembles the rest without blocking.
+    """
 
     log = Logger()
 
-    def __init__(self, config: Config, reactor: Any, config_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        reactor: Any,
+        config_path: Path | None = None,
+        listen: ListenOverrides | None = None,
+    ) -> None:
         super().__init__()
+        self.listen_overrides = listen or ListenOverrides()
         self.config = config
         self.reactor = reactor
         self.config_path = config_path if config_path is not None else config.source
         self.pool = ThreadPool(minthreads=0, maxthreads=4, name="stowpair-blocking")
         self.rest_port: IListeningPort | None = None
-        self.dimse: DimseService | None = None
-        self._emulator: ReceiverService | None = None
         self.ready: Deferred[None] = Deferred()
         self._reloading = False
+        self._queue: QueueService | None = None
+        # nodes sharing the storage folder keep their temp files apart
+        self.node = config.device.name if config.database.url is not None else ""
+        self.work_dir = prepare_folders(config, self.node)
+        self._root = _RestRoot()
+        # Every child of the root is behind the authentication guard ([rest.auth]).
+        self.rest_auth = RestAuthentication(self._root, config, reactor)
+        self.ingest_validator = ingest_validator(config, reactor)
+        self._rest_endpoint = _endpoint(reactor, config.rest, "[rest] listen")
+        self._emulator: ReceiverService | None = None
+        if config.emulator.enabled:
+            self._emulator = emulator_service(config.emulator, reactor)
+            self._emulator.setServiceParent(self)
+        self.dimse: DimseService | None = None
+        if config.dimse.enabled:
+            self.dimse = DimseService(config.dimse, _ArchiveWhenOpen(self), reactor)
+            self.dimse.setServiceParent(self)
 
     def run_blocking(self, f: Callable[[], T]) -> Deferred[T]:
         return deferToThreadPool(self.reactor, self.pool, f)
@@ -115,27 +146,29 @@ class StowpairService(MultiService):
     # -- start -----------------------------------------------------------------------
 
     def startService(self) -> None:
-        cfg = self.config
         # Listeners first: a busy port stops the process (ListenError) before any pool,
         # store or worker exists. No request is read before the reactor runs.
         listening = self._bind_listeners()
         self.pool.start()
         self.rest_auth.start()
-        self.stores: Stores = open_stores(cfg, self.reactor)
+        self.stores: Stores = open_stores(self.config, self.reactor)  # on their threads
+        # Only now that the listeners are open: a second process on a busy port never
+        # deletes the first one's temp files. Requests wait for it (see _start).
+        self._stale = self.run_blocking(lambda: remove_stale_files(self.config, self.node))
+        self._assemble()
+        super().startService()
+        self._log_config("Configuration loaded from {source}")
+        Deferred.fromCoroutine(self._start(listening)).addCallbacks(
+            self.ready.callback, self._start_failed
+        )
+
+    def _assemble(self) -> None:
+        """The subsystems on the opened stores; constructors only, nothing blocks."""
+        cfg = self.config
         self.index = self.stores.index
-        # nodes sharing the storage folder keep their temp files apart
-        node = cfg.device.name if self.stores.database is not None else ""
         self.archive = ArchiveStorage(
-            cfg.archive.storage, self.index, self.reactor, self.run_blocking, node=node
+            cfg.archive.storage, self.index, self.reactor, self.run_blocking, node=self.node
         )
-        self.archive.prepare()
-        # decompressed copies while they are sent
-        work_dir = (
-            cfg.archive.storage / ".export" / node if node else cfg.archive.storage / ".export"
-        )
-        work_dir.mkdir(parents=True, exist_ok=True)
-        for stale in work_dir.glob("stowpair-*.dcm"):  # left by a crash mid-export
-            stale.unlink(missing_ok=True)
         self.transcoder = Transcoder(self.reactor)
         self.transcoder.start()
         self.exporter = StowExporter(
@@ -143,12 +176,11 @@ class StowpairService(MultiService):
             self.index,
             cfg.webapps,
             self.transcoder,
-            work_dir,
+            self.work_dir,
             keycloak_clients=cfg.keycloak_clients,
         )
-        self.ingest_validator = ingest_validator(cfg, self.reactor)
         self.dicom_exporter = DicomExporter(
-            self.reactor, self.index, cfg.remote_aes, self.transcoder, work_dir
+            self.reactor, self.index, cfg.remote_aes, self.transcoder, self.work_dir
         )
         self.tasks = self.stores.tasks
         providers: dict[str, ExporterProvider] = {
@@ -184,33 +216,26 @@ class StowpairService(MultiService):
         self._root.putChild(b"ui", ConsoleResource())
         self._root.putChild(b"", ConsoleRedirect())
         self.api.emulator = self._emulator
-        QueueService(self.tasks, self.scheduler).setServiceParent(self)
-        # After the queue: stopped before it, so no gauge query outlives the store.
         self.metrics = Metrics()
         self.task_gauges = TaskGauges(
             self.tasks, self.reactor, lambda: self.config.device.name, lambda: self.config.queues
         )
-        MetricsService(self.metrics, self.task_gauges).setServiceParent(self)
         self._root.putChild(b"metrics", MetricsResource(self.metrics))
-        super().startService()
-        self._log_config("Configuration loaded from {source}")
-        Deferred.fromCoroutine(self._start(listening)).addCallbacks(
-            self.ready.callback, self._start_failed
-        )
+
+    def _start_queue(self) -> None:
+        """The scheduler starts once stale export files are removed (it writes there)."""
+        self._queue = QueueService(self.tasks, self.scheduler)
+        self._queue.setServiceParent(self)
+        # After the queue: stopped before it, so no gauge query outlives the store.
+        MetricsService(self.metrics, self.task_gauges).setServiceParent(self)
 
     def _bind_listeners(self) -> Deferred[IListeningPort]:
         """REST API, emulator, DICOM: opened before any pool, store or worker exists, so a
         busy port stops the process (ListenError) cleanly. No request is read before the
         reactor runs; DICOM stores reach the archive through the reactor too."""
         cfg = self.config
-        self._root = _RestRoot()
-        # Every child of the root is behind the authentication guard ([rest.auth]).
-        self.rest_auth = RestAuthentication(self._root, cfg, self.reactor)
-        rest = cfg.rest
-        endpoint_type = TCP6ServerEndpoint if ":" in rest.host else TCP4ServerEndpoint
-        endpoint = endpoint_type(self.reactor, rest.port, interface=rest.host)
-        site = streaming_site(self.rest_auth.guard, rest.timeouts, "json", self.reactor)
-        listening = listen(endpoint, site, "the REST API")
+        site = streaming_site(self.rest_auth.guard, cfg.rest.timeouts, "json", self.reactor)
+        listening = listen(self._rest_endpoint, site, "the REST API")
         opened: list[IListeningPort] = []
 
         def bound(port: IListeningPort) -> IListeningPort:
@@ -219,19 +244,14 @@ class StowpairService(MultiService):
 
         listening.addCallback(bound)
         try:
-            if cfg.emulator.enabled:
-                emulator = emulator_service(cfg.emulator, self.reactor)
-                emulator.bind()
-                emulator.listening.addCallback(bound)
-                emulator.setServiceParent(self)
-                self._emulator = emulator
-            if cfg.dimse.enabled:
-                self.dimse = DimseService(cfg.dimse, _ArchiveWhenOpen(self), self.reactor)
+            if self._emulator is not None:
+                self._emulator.bind()
+                self._emulator.listening.addCallback(bound)
+            if self.dimse is not None:
                 try:
                     self.dimse.listen()
                 except CannotListenError as e:
                     raise ListenError(describe(e, "the DICOM listener")) from None
-                self.dimse.setServiceParent(self)
         except ListenError:
             for port in opened:
                 port.stopListening()
@@ -252,14 +272,20 @@ class StowpairService(MultiService):
 
     async def _start(self, listening: Deferred[IListeningPort]) -> None:
         port = await listening
-        waits: list[Deferred[Any]] = []
+        # The port is open (a busy one stops the process before the reactor runs), but
+        # no request is read before stale temp files are removed and the signing keys
+        # are loaded.
+        waits: list[Deferred[Any]] = [self._stale]
         if self.ingest_validator is not None:
-            # The port is open (a busy one stops the process before the reactor runs),
-            # but no request is read before the signing keys are loaded.
             waits.append(self.ingest_validator.keys.refresh())
         waits.append(self.rest_auth.keys_loaded())  # [rest.auth] of type bearer
         keys = DeferredList(waits, consumeErrors=True)
         hold_until(port, keys)
+        for problem in await self._stale or []:
+            self.log.warn("archive: {problem}", role="archive", problem=problem,
+                          event="storage.stale")  # fmt: skip
+        if self.running:
+            self._start_queue()
         await keys
         warn_if_insecure(self.config)
         self._bound(port)
@@ -274,12 +300,14 @@ class StowpairService(MultiService):
     def _bound(self, listening: IListeningPort) -> None:
         self.rest_port = listening
         address: Any = listening.getHost()
+        scheme = self.config.rest.scheme
         self.log.info(
-            "REST API listening on http://{host}:{port}/dcm4chee-arc",
+            "REST API listening on {scheme}://{host}:{port}/dcm4chee-arc",
+            scheme=scheme,
             role="rest",
             host=address.host,
             port=address.port,
-            url=f"http://{address.host}:{address.port}",
+            url=f"{scheme}://{address.host}:{address.port}",
             event="listening",
         )
 
@@ -354,7 +382,10 @@ class StowpairService(MultiService):
         )
         address: Any = self.rest_port.getHost() if self.rest_port else None
         aet = self.config.device.ae_titles[0]
-        url = f"http://{address.host}:{address.port}/dcm4chee-arc/aets/{aet}/rs/studies"
+        url = (
+            f"{self.config.rest.scheme}://{address.host}:{address.port}"
+            f"/dcm4chee-arc/aets/{aet}/rs/studies"
+        )
         self.log.info(
             "Loading a demo study of {instances} instances into {url}",
             instances=len(files),
@@ -400,7 +431,7 @@ class StowpairService(MultiService):
             return ["no configuration file to reload"]
         path = self.config_path
         try:
-            new = await self.run_blocking(lambda: load_config(path))
+            new = await self.run_blocking(lambda: self.listen_overrides.apply(load_config(path)))
         except ConfigError as e:
             self.log.warn(
                 "Configuration reload refused, keeping the running one: {errors}",
@@ -465,15 +496,109 @@ class StowpairService(MultiService):
         return d
 
     def _close_stores(self) -> Deferred[None]:
-        closing = [
+        # the queue service closes the task store; stopped before the queue started,
+        # this does
+        first = succeed(None) if self._queue is not None else maybeDeferred(self.tasks.close)
+        d = first.addBoth(lambda _: DeferredList(self._closing(), consumeErrors=True))
+        d.addCallback(lambda _: self.rest_auth.stop())
+        return d.addCallback(lambda _: self.pool.stop())
+
+    def _closing(self) -> list[Deferred[Any]]:
+        return [
             self.dicom_exporter.close(),
             self.transcoder.stop(),
             self.exporter.close(),
             self.stores.close(),
         ]
-        d = DeferredList(closing, consumeErrors=True)
-        d.addCallback(lambda _: self.rest_auth.stop())
-        return d.addCallback(lambda _: self.pool.stop())
+
+
+def stowpair_process(
+    config: Config,
+    reactor: Any,
+    config_path: Path | None = None,
+    json_log: Path | None = None,
+    listen: ListenOverrides | None = None,
+) -> ProcessService:
+    """The service tree of ``twistd -n stowpair``: the process (JSON log, start and stop
+    events), the service, and SIGHUP reloading it. Built before the reactor runs; a
+    folder that cannot be prepared ends the process with one line and exit status 1."""
+    escape_console()
+    top = ProcessService("stowpair", config_summary(config), json_log)
+    try:
+        app = StowpairService(config, reactor, config_path, listen)
+    except StartupError as e:
+        raise SystemExit(f"stowpair: {e}") from None
+    app.setServiceParent(top)
+    OnHangup(app.reload, reactor).setServiceParent(top)
+    return top
+
+
+def config_summary(config: Config) -> dict[str, Any]:
+    """The configuration in the ``startup`` event."""
+    emulator, dimse = config.emulator, config.dimse
+    return {
+        "source": str(config.source),
+        "device": config.device.name,
+        "database": config.database.shown_url or str(config.archive.database),
+        "rest": _shown(config.rest),
+        "emulator": f"{_shown(emulator.listener)}{emulator.path}"
+        if emulator.enabled
+        else "disabled",
+        "dimse": (
+            f"{dimse.ae_title}@{dimse.listener.host}:{dimse.listener.port}"
+            if dimse.enabled
+            else "disabled"
+        ),
+        "webapps": {name: w.studies_url for name, w in config.webapps.items()},
+        "remote_aes": {t: f"{a.host}:{a.port}" for t, a in config.remote_aes.items()},
+        "exporters": {i: e.uri for i, e in config.exporters.items()},
+        "queues": sorted(config.queues),
+        "rules": [r.name for r in config.rules],
+    }
+
+
+def _shown(listener: Listener) -> str:
+    address = f"{listener.host}:{listener.port}"
+    return address if listener.scheme == "http" else f"{listener.scheme}://{address}"
+
+
+def prepare_folders(config: Config, node: str = "") -> Path:
+    """Create the archive's folders (blocking: before the reactor runs). Returns the
+    folder of the decompressed copies made while exporting. :class:`StartupError` says
+    which folder failed and why."""
+    storage = config.archive.storage
+    work_dir = _work_dir(config, node)
+    try:
+        incoming_folder(storage, node).mkdir(parents=True, exist_ok=True)
+        work_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StartupError(
+            f"cannot create the archive folder {e.filename}: {e.strerror}"
+            " (check archive.storage and its permissions)"
+        ) from None
+    return work_dir
+
+
+def remove_stale_files(config: Config, node: str = "") -> list[str]:
+    """Delete the temp files a crash left: parts being received, copies being exported
+    (blocking, for a thread). This process's own parts are kept: the DICOM listener may
+    be storing already. Returns the files that could not be removed, one line each."""
+    incoming = incoming_folder(config.archive.storage, node)
+    _, problems = remove_stale(incoming, "*.part", keep=f"{os.getpid()}-")
+    _, more = remove_stale(_work_dir(config, node), "stowpair-*.dcm")
+    return problems + more
+
+
+def _work_dir(config: Config, node: str) -> Path:
+    work_dir = config.archive.storage / ".export"
+    return work_dir / node if node else work_dir
+
+
+def _endpoint(reactor: Any, listener: Listener, where: str) -> IStreamServerEndpoint:
+    try:
+        return server_endpoint(reactor, listener.description)
+    except ValueError as e:
+        raise StartupError(f"{where} {listener.description!r}: {e}") from None
 
 
 def process_name() -> str:

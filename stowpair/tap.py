@@ -1,39 +1,46 @@
-"""Options and service wiring for the ``stowpair`` and ``stowrsd`` twistd plugins.
+"""Options of the ``stowpair`` and ``stowrsd`` twistd plugins, and their wiring.
 
-Wiring only: options become configuration objects, configuration becomes a
-MultiService. Logic lives in the subsystem packages.
+Wiring only: options become configuration objects, and those are handed to the
+builders of the service trees (:func:`stowpair.service.stowpair_process`,
+:func:`stowpair.receiver.service.stowrsd_process`). Nothing in the product imports this
+module; tests/test_plugin.py checks that.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import signal
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from twisted.application.service import IService, Service
+from twisted.application.service import IService
 from twisted.python import usage
 
 from stowpair.config.errors import ConfigError
+from stowpair.config.listen import (
+    ListenAddress,
+    ListenOverrides,
+    endpoint_problem,
+    parse_listen,
+    server_endpoint,
+)
 from stowpair.config.loader import load_config
 from stowpair.config.model import Config
-from stowpair.config.secret import SecretError
 from stowpair.console import parse_level, use_console_level
 from stowpair.fsutil import folder_problem, log_file_problem
-from stowpair.logs import escape_console
-from stowpair.metrics.registry import Metrics, MetricsService
-from stowpair.process import ProcessService
 from stowpair.receiver.endpoints import (
     bearer_problem,
     bearer_validator,
     client_timeouts,
-    jwks_problem,
     listen_endpoint,
     stowrsd_settings,
     tls_problem,
 )
-from stowpair.receiver.service import ReceiverService
+from stowpair.startup import startup_problems
+
+LISTEN_HELP = (
+    "a Twisted endpoint description, e.g. tcp:8080:interface=127.0.0.1 or"
+    " ssl:8443:privateKey=key.pem:certKey=cert.pem"
+)
 
 
 class StowpairOptions(usage.Options):
@@ -41,6 +48,8 @@ class StowpairOptions(usage.Options):
     longdesc = "Run the STOW-RS export engine, its REST API and the built-in stowrsd emulator."
     optParameters = [
         ["config", "c", "conf/stowpair.toml", "Configuration file (TOML)."],
+        ["listen", None, None, f"REST API listener, {LISTEN_HELP} (overrides [rest])."],
+        ["emulator-listen", None, None, "Emulator listener, the same way (overrides [emulator])."],
         ["json-log", None, None, "JSON-lines log file; '-' disables it (overrides the config)."],
         ["log-level", None, "info", "Console log level: debug, info, warn, error, critical."],
     ]
@@ -49,114 +58,45 @@ class StowpairOptions(usage.Options):
         use_console_level(self, parse_level(self["log-level"]))
         path = Path(self["config"])
         try:
-            self["loaded"] = load_config(path)
+            overrides = ListenOverrides.from_options(self["listen"], self["emulator-listen"])
+        except ValueError as e:
+            raise usage.UsageError(str(e)) from None
+        try:
+            config = load_config(path)
         except ConfigError as e:
             raise usage.UsageError(
                 "invalid configuration:\n" + "\n".join(f"  {line}" for line in e.errors)
             ) from None
-        problems = _folder_problems(self["loaded"], self["json-log"])
-        problems += [p for p in [_database_problem(self["loaded"])] if p]
-        ingest = self["loaded"].ingest_auth
-        problems += [p for p in [jwks_problem(ingest.jwks if ingest else None)] if p]
+        try:
+            self["loaded"] = overrides.apply(config)
+        except ConfigError as e:  # one line: the option and why
+            raise usage.UsageError("; ".join(e.errors)) from None
+        self["listen-overrides"] = overrides
+        problems = startup_problems(self["loaded"], json_log_path(self["json-log"], self["loaded"]))
         if problems:
             raise usage.UsageError("cannot start:\n" + "\n".join(f"  {p}" for p in problems))
 
 
-def _folder_problems(config: Config, json_log_option: str | None) -> list[str]:
-    """Folders and files the service writes, checked before it starts (one line each)."""
-    checks = [
-        folder_problem(config.archive.storage, "archive.storage"),
-        folder_problem(config.archive.database.parent, "the folder of archive.database"),
-    ]
-    if config.emulator.enabled:
-        checks.append(folder_problem(config.emulator.directory, "emulator.directory"))
-    log = _json_log_path(json_log_option, config)
-    if log is not None:
-        checks.append(log_file_problem(log, "the JSON log"))
-    return [p for p in checks if p is not None]
-
-
-def _database_problem(config: Config) -> str | None:
-    password = config.database.password
-    if password is None:
-        return None
-    try:
-        password.reveal()
-    except SecretError as e:
-        return f"[database] password: {e}"
-    return None
-
-
-def _json_log_path(option: str | None, config: Config) -> Path | None:
+def json_log_path(option: str | None, config: Config) -> Path | None:
+    """``--json-log`` (``-``: none) over the configuration's ``[logging] json_file``."""
     if option is not None:
         return None if option == "-" else Path(option)
     return config.json_log
 
 
-def config_summary(config: Config) -> dict[str, Any]:
-    return {
-        "source": str(config.source),
-        "device": config.device.name,
-        "database": config.database.shown_url or str(config.archive.database),
-        "rest": f"{config.rest.host}:{config.rest.port}",
-        "emulator": (
-            f"{config.emulator.listener.host}:{config.emulator.listener.port}{config.emulator.path}"
-            if config.emulator.enabled
-            else "disabled"
-        ),
-        "dimse": (
-            f"{config.dimse.ae_title}@{config.dimse.listener.host}:{config.dimse.listener.port}"
-            if config.dimse.enabled
-            else "disabled"
-        ),
-        "webapps": {name: w.studies_url for name, w in config.webapps.items()},
-        "remote_aes": {t: f"{a.host}:{a.port}" for t, a in config.remote_aes.items()},
-        "exporters": {i: e.uri for i, e in config.exporters.items()},
-        "queues": sorted(config.queues),
-        "rules": [r.name for r in config.rules],
-    }
-
-
-def _tcp(host: str, port: int) -> str:
-    """A strports description; IPv6 colons are escaped."""
-    escaped = host.replace(":", "\\:")
-    return f"tcp:{port}:interface={escaped}"
-
-
 def make_stowpair_service(options: StowpairOptions) -> IService:
     from twisted.internet import reactor
 
-    from stowpair.service import StowpairService
+    from stowpair.service import stowpair_process
 
     config: Config = options["loaded"]
-    escape_console()
-    json_log = _json_log_path(options["json-log"], config)
-    top = ProcessService("stowpair", config_summary(config), json_log)
-    app = StowpairService(config, reactor, Path(options["config"]))
-    app.setServiceParent(top)
-    _ReloadOnHangup(app, reactor).setServiceParent(top)
-    return top
-
-
-class _ReloadOnHangup(Service):
-    """SIGHUP reloads the configuration, as ``POST /dcm4chee-arc/ctrl/reload`` does."""
-
-    def __init__(self, app: Any, reactor: Any) -> None:
-        self.app = app
-        self.reactor = reactor
-        self._previous: Any = None
-
-    def startService(self) -> None:
-        super().startService()
-        self._previous = signal.signal(signal.SIGHUP, self._hangup)
-
-    def _hangup(self, signum: int, frame: Any) -> None:
-        self.reactor.callFromThread(self.app.reload)
-
-    def stopService(self) -> None:
-        super().stopService()
-        if self._previous is not None:
-            signal.signal(signal.SIGHUP, self._previous)
+    return stowpair_process(
+        config,
+        reactor,
+        Path(options["config"]),
+        json_log_path(options["json-log"], config),
+        options["listen-overrides"],
+    )
 
 
 class StowrsdOptions(usage.Options):
@@ -171,7 +111,8 @@ class StowrsdOptions(usage.Options):
         ["no-fsync", None, "Do not fsync stored files (faster, not crash-safe)."],
     ]
     optParameters = [
-        ["bind", "b", "127.0.0.1:18080", "Listen address [ip:]port (port 0: any free port)."],
+        ["bind", "b", None, "Listen address [ip:]port (default 127.0.0.1:18080; 0: any port)."],
+        ["listen", None, None, f"Listener instead of -b and --tls-*: {LISTEN_HELP}."],
         ["directory", "d", ".", "Storage directory (created if absent)."],
         ["path", None, "/stowrs", "Service path: POST {path}/studies[/{StudyUID}]."],
         ["tls-cert", None, None, "PEM server certificate (chain); enables HTTPS."],
@@ -204,7 +145,11 @@ class StowrsdOptions(usage.Options):
 
     def postOptions(self) -> None:
         use_console_level(self, parse_level(self["log-level"]))
-        self["host"], self["port"] = _bind(self["bind"])
+        self["address"] = _listen(self)
+        if self["address"] is not None:
+            self["host"], self["port"] = self["address"].host, self["address"].port
+        else:
+            self["host"], self["port"] = _bind(self["bind"] or DEFAULT_BIND)
         if self["ignore"] and self["unpack"]:
             raise usage.UsageError("--ignore and --unpack exclude each other")
         try:
@@ -222,6 +167,31 @@ class StowrsdOptions(usage.Options):
         found = [p for p in problems if p is not None]
         if found:
             raise usage.UsageError("; ".join(found))
+
+
+DEFAULT_BIND = "127.0.0.1:18080"
+
+
+def _listen(options: StowrsdOptions) -> ListenAddress | None:
+    """``--listen``, checked (the TLS files of ``ssl:`` load); UsageError saying why not."""
+    text = options["listen"]
+    if text is None:
+        return None
+    given = [f"--{n}" for n in ("bind", "tls-cert", "tls-key", "tls-ca") if options[n]]
+    if given:
+        raise usage.UsageError(
+            f"--listen and {', '.join(given)} exclude each other: the description names"
+            " the address and, with ssl:, the key and certificate (client certificates"
+            " need -b with --tls-cert and --tls-ca)"
+        )
+    try:
+        address = parse_listen(text)
+        problem = endpoint_problem(address)
+    except ValueError as e:
+        problem = str(e)
+    if problem:
+        raise usage.UsageError(f"--listen {text!r}: {problem}")
+    return address
 
 
 def _bind(text: str) -> tuple[str, int]:
@@ -243,35 +213,30 @@ def _bind(text: str) -> tuple[str, int]:
 def make_stowrsd_service(options: StowrsdOptions) -> IService:
     from twisted.internet import reactor
 
-    escape_console()
-    json_log = None if options["json-log"] == "-" else Path(options["json-log"])
-    layout = "discard" if options["ignore"] else "unpack" if options["unpack"] else "uid"
-    summary = {
-        "bind": f"{options['host']}:{options['port']}",
-        "layout": layout,
-        "directory": options["directory"],
-        "path": options["settings"].path,
-    }
-    top = ProcessService("stowrsd", summary, json_log)
-    endpoint = listen_endpoint(reactor, options["host"], options["port"], options)
+    from stowpair.receiver.service import stowrsd_process
+
+    address: ListenAddress | None = options["address"]
+    if address is not None:
+        endpoint = server_endpoint(reactor, address.description)  # checked in postOptions
+        bind = address.description
+    else:
+        endpoint = listen_endpoint(reactor, options["host"], options["port"], options)
+        bind = f"{options['host']}:{options['port']}"
     settings = options["settings"]
     validator = bearer_validator(options, reactor)
+    auth = None
     if validator is not None:
-        summary["auth"] = "Bearer JWT (" + (options["oauth-issuer"] or options["jwks"]) + ")"
+        auth = "Bearer JWT (" + (options["oauth-issuer"] or options["jwks"]) + ")"
         settings = replace(settings, bearer_validator=validator)
-    metrics = Metrics(receiver_only=True)
-    MetricsService(metrics).setServiceParent(top)
-    receiver = ReceiverService(
+    return stowrsd_process(
         reactor,
         endpoint,
         settings,
         Path(options["directory"]),
-        layout,
+        bind=bind,
+        layout="discard" if options["ignore"] else "unpack" if options["unpack"] else "uid",
         fsync=not options["no-fsync"],
         timeouts=options["timeouts"],
-        metrics=metrics,
+        json_log=None if options["json-log"] == "-" else Path(options["json-log"]),
+        auth=auth,
     )
-    receiver.setServiceParent(top)
-    # a listener that fails later than at once (none of TCP or TLS) still stops stowrsd
-    receiver.listening.addErrback(lambda _: reactor.callWhenRunning(reactor.stop))
-    return top

@@ -1,5 +1,6 @@
 """Plugin discovery and the taps' wiring."""
 
+import ast
 import os
 import subprocess
 import sys
@@ -8,6 +9,7 @@ from pathlib import Path
 from twisted.application.service import IServiceMaker
 from twisted.plugin import getPlugins
 
+import stowpair
 from stowpair import tap
 
 
@@ -35,3 +37,45 @@ def test_stowrsd_bind_default_is_loopback() -> None:
     options = tap.StowrsdOptions()
     options.parseOptions([])
     assert (options["host"], options["port"]) == ("127.0.0.1", 18080)
+
+
+# -- the tap is wiring only ------------------------------------------------------------
+
+PACKAGE = Path(stowpair.__file__).parent
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module ``path`` imports (``from a import b`` counts as a and a.b)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_no_product_module_imports_the_tap() -> None:
+    """When the product's import graph is scanned, no module but the twistd plugin (and
+    the tap itself) imports stowpair.tap: services never depend on the command line."""
+    importers = sorted(
+        str(path.relative_to(PACKAGE.parent))
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "tap.py" and "stowpair.tap" in _imports(path)
+    )
+    assert importers == []
+
+
+def test_tap_holds_options_and_wiring_only() -> None:
+    """When the tap module is read, it defines option classes and functions only, no
+    service: every service and its assembly live in the modules the tap calls."""
+    tree = ast.parse((PACKAGE / "tap.py").read_text(encoding="utf-8"))
+    classes = [node for node in tree.body if isinstance(node, ast.ClassDef)]
+    assert classes and all(
+        [ast.unparse(base) for base in c.bases] == ["usage.Options"] for c in classes
+    )
+    services = {"Service", "MultiService", "ProcessService", "StowpairService", "ReceiverService"}
+    named = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    named |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    assert named & services == set()

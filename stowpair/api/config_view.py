@@ -90,7 +90,8 @@ def config_json(config: Config) -> dict[str, Any]:
         },
         "rest": f"{config.rest.host}:{config.rest.port}, {rest_auth_text(config)}",
         "emulator": (
-            f"http://{emulator.listener.host}:{emulator.listener.port}{emulator.path}"
+            f"{emulator.listener.scheme}://{emulator.listener.host}:{emulator.listener.port}"
+            f"{emulator.path}"
             f" -> {emulator.directory} ({emulator.layout})"
             if emulator.enabled
             else None

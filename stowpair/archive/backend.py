@@ -125,6 +125,13 @@ def instance_attributes(
     return out
 
 
+def incoming_folder(storage: Path, node: str = "") -> Path:
+    """Where the archive's temp files are: ``<storage>/.incoming``, or on a folder shared
+    by a cluster ``<storage>/.incoming/<node>``."""
+    incoming = storage.absolute() / INCOMING
+    return incoming / node if node else incoming
+
+
 class ArchiveStorage:
     """:class:`~stowpair.receiver.storage.StorageBackend` into the archive.
 
@@ -148,7 +155,7 @@ class ArchiveStorage:
         self.storage = storage.absolute()
         # on a folder shared by a cluster, each node keeps its temp files in its own
         # folder: at start it deletes what a crash left there, and only that
-        self.incoming = self.storage / INCOMING / node if node else self.storage / INCOMING
+        self.incoming = incoming_folder(storage, node)
         self.index = index
         self.clock = clock
         self.fsync = fsync

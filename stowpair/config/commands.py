@@ -212,10 +212,11 @@ def summary_lines(config: Config) -> list[str]:
     lines = [
         f"{config.source}: OK (paths relative to {config.base_dir})",
         f"device {config.device.name}, AE titles {', '.join(config.device.ae_titles)}",
-        f"REST http://{config.rest.host}:{config.rest.port}"
+        f"REST {config.rest.scheme}://{config.rest.host}:{config.rest.port}"
         + ("" if config.rest.enabled else " (disabled)")
         + f", {rest_auth_text(config)}",
-        f"emulator http://{emulator.listener.host}:{emulator.listener.port}{emulator.path} -> "
+        f"emulator {emulator.listener.scheme}://{emulator.listener.host}:"
+        f"{emulator.listener.port}{emulator.path} -> "
         f"{emulator.directory} ({emulator.layout})"
         if emulator.enabled
         else "emulator disabled",

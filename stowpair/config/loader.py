@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from stowpair.config.dimse import read_dimse, read_remote_ae
 from stowpair.config.errors import ConfigError
 from stowpair.config.exports import read_exporter, read_queue, read_rule
 from stowpair.config.keycloak import read_ingest, read_keycloak_client
+from stowpair.config.listen import endpoint_problem, parse_listen, resolve_files
 from stowpair.config.locate import Locator
 from stowpair.config.model import (
     ArchivePaths,
@@ -75,6 +77,7 @@ def _device(checker: Checker, doc: dict[str, Any]) -> tuple[Device, float]:
 
 
 LISTENER_KEYS = (
+    "listen",
     "host",
     "port",
     "enabled",
@@ -86,12 +89,33 @@ LISTENER_KEYS = (
 
 
 def _listener(section: Section, default: Listener) -> Listener:
-    return Listener(
+    listener = Listener(
         host=section.string("host", default.host),
         port=section.integer("port", default.port, 0, 65535),
         enabled=section.boolean("enabled", default.enabled),
         timeouts=_client_timeouts(section, default.timeouts),
     )
+    if not section.has("listen"):
+        return listener
+    given = [key for key in ("host", "port") if section.has(key)]
+    if given:
+        section.error(
+            "listen",
+            f"listen and {' and '.join(given)} are both set; keep one: listen names the"
+            ' interface and port itself (e.g. listen = "tcp:8080:interface=127.0.0.1")',
+        )
+    text = section.string("listen", "")
+    if not text:
+        return listener  # reported by string()
+    try:
+        address = resolve_files(parse_listen(text), section.checker.base_dir)
+    except ValueError as e:
+        section.error("listen", f"listen {show(text)}: {e}")
+        return listener
+    problem = endpoint_problem(address)
+    if problem:
+        section.error("listen", f"listen {show(text)}: {problem}")
+    return replace(listener, host=address.host, port=address.port, endpoint=address.description)
 
 
 def _client_timeouts(section: Section, default: ClientTimeouts) -> ClientTimeouts:

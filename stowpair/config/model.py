@@ -61,12 +61,26 @@ class ClientTimeouts:
 
 @dataclass(frozen=True)
 class Listener:
-    """A TCP listener; loopback unless configured otherwise."""
+    """A TCP (or TLS) listener; loopback unless configured otherwise."""
 
     host: str = "127.0.0.1"
     port: int = 8080
     enabled: bool = True
     timeouts: ClientTimeouts = field(default_factory=ClientTimeouts)
+    #: ``listen``: a Twisted endpoint description (``tcp:``, ``tcp6:``, ``ssl:``); then
+    #: ``host`` and ``port`` are the interface and port it names. None: TCP on host:port.
+    endpoint: str | None = None
+
+    @property
+    def description(self) -> str:
+        """What :func:`twisted.internet.endpoints.serverFromString` is given."""
+        if self.endpoint is not None:
+            return self.endpoint
+        return f"tcp:{self.port}:interface={self.host.replace(':', chr(92) + ':')}"
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.description.startswith("ssl:") else "http"
 
 
 @dataclass(frozen=True)

@@ -104,14 +104,30 @@ def _users(section: Section) -> dict[str, str]:
 def check_exposure(checker: Checker, config: Config, doc: dict[str, Any]) -> None:
     """Refuse a REST listener beyond loopback without authentication, unless
     ``[rest] insecure = true`` says that is meant."""
+    problem = exposure_problem(config)
+    if problem is None:
+        return
+    rest = doc.get("rest", {})
+    key = next((k for k in ("listen", "host") if k in rest), None)
+    checker.error("rest", problem, ("rest",), key)
+
+
+def exposure_problem(config: Config, name: str = "listen") -> str | None:
+    """Why the REST listener of ``config`` may not start (beyond loopback without
+    authentication and without ``insecure = true``), or None."""
     rest = config.rest
     if not rest.enabled or is_loopback(rest.host) or config.rest_auth or config.rest_insecure:
-        return
-    checker.error(
-        "rest",
-        f'host "{rest.host}" is not a loopback address and [rest.auth] is not configured:'
+        return None
+    if rest.endpoint is not None:
+        where = f'{name} "{rest.endpoint}" ({_interfaces(rest.host)})'
+    else:
+        where = f'host "{rest.host}"'
+    return (
+        f"{where} is not a loopback address and [rest.auth] is not configured:"
         " anyone who can reach it could trigger, cancel and delete exports; configure"
-        " [rest.auth] (docs/rest-api.md#authentication) or set insecure = true",
-        ("rest",),
-        "host" if "host" in doc.get("rest", {}) else None,
+        " [rest.auth] (docs/rest-api.md#authentication) or set insecure = true"
     )
+
+
+def _interfaces(host: str) -> str:
+    return "every interface" if host in ("0.0.0.0", "::") else f"interface {host}"

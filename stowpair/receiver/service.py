@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.internet.endpoints import SSL4ServerEndpoint
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -18,9 +19,11 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 
 from stowpair.api.health import HealthResource
+from stowpair.config.listen import server_endpoint
 from stowpair.config.model import ClientTimeouts, EmulatorConfig
-from stowpair.metrics.registry import Metrics, MetricsResource
-from stowpair.receiver.endpoints import listen_endpoint
+from stowpair.logs import escape_console, register_events
+from stowpair.metrics.registry import Metrics, MetricsResource, MetricsService
+from stowpair.process import ProcessService, StartupError
 from stowpair.receiver.request import StreamingRequest
 from stowpair.receiver.resource import StowResource
 from stowpair.receiver.settings import ReceiverSettings
@@ -30,6 +33,8 @@ from stowpair.web.errors import ErrorStyle
 from stowpair.web.listen import describe, hold_until, listen
 
 T = TypeVar("T")
+
+register_events({"storage.stale": ("role", "problem")})
 
 
 class _Root(Resource):
@@ -89,6 +94,15 @@ class ReceiverService(Service):
         self.role = role
         self.pool = ThreadPool(minthreads=0, maxthreads=threads, name=f"{role}-storage")
         self.storage = make_storage(layout, directory, self.run_blocking, fsync)
+        # Blocking, so now: twistd constructs services in makeService, before the reactor
+        # runs. Stale temp files are removed in a thread once the listener is open (a
+        # second process on a busy port must not delete the first one's).
+        try:
+            self.storage.create_folders()
+        except OSError as e:
+            raise StartupError(
+                f"cannot create the {role} directory {e.filename}: {e.strerror}"
+            ) from None
         self.resource = StowResource(
             settings, self.storage, reactor, self.run_blocking, random.Random(settings.faults.seed)
         )
@@ -96,19 +110,29 @@ class ReceiverService(Service):
         self.port: IListeningPort | None = None
         self.listening: Deferred[IListeningPort] = Deferred()
         self._bound = False
-        self._keys: Deferred[None] | None = None  # token signing keys being loaded
+        #: Fires once stale temp files are removed and token signing keys loaded: the
+        #: port reads no request before.
+        self._ready: Deferred[None] = Deferred()
 
     def run_blocking(self, f: Callable[[], T]) -> Deferred[T]:
         return deferToThreadPool(self.reactor, self.pool, f)
 
     def startService(self) -> None:
         super().startService()
+        self.bind()  # first: a process whose port is busy stops before touching files
         self.pool.start()
-        self.storage.prepare()  # mkdir + remove stale temp files, before accepting requests
+        waits = [self.run_blocking(self.storage.remove_stale).addCallback(self._stale_removed)]
         validator = self.resource.settings.bearer_validator
-        # Token signing keys are loaded before the first request is read (never fails).
-        self._keys = validator.keys.refresh() if validator else None
-        self.bind()
+        if validator is not None:  # loading the keys never fails
+            waits.append(validator.keys.refresh())
+        ready = DeferredList(waits, consumeErrors=True)
+        ready.addCallback(lambda _: self._ready.callback(None))
+
+    def _stale_removed(self, outcome: tuple[int, list[str]]) -> None:
+        for problem in outcome[1]:
+            self.log.warn(
+                "{role}: {problem}", role=self.role, problem=problem, event="storage.stale"
+            )
 
     def bind(self) -> None:
         """Open the listener now (once); raises :class:`ListenError` when the port cannot
@@ -132,15 +156,15 @@ class ReceiverService(Service):
 
     def _listening(self, port: IListeningPort) -> None:
         self.port = port
-        if self._keys is not None:
-            hold_until(port, self._keys)
+        hold_until(port, self._ready)
         addr: Any = port.getHost()
+        scheme = "https" if isinstance(self.endpoint, SSL4ServerEndpoint) else "http"
         self.log.info(
             "{role} listening on {host}:{port}",
             role=self.role,
             host=addr.host,
             port=addr.port,
-            url=f"http://{addr.host}:{addr.port}{self.resource.settings.path}",
+            url=f"{scheme}://{addr.host}:{addr.port}{self.resource.settings.path}",
             event="listening",
         )
         self.listening.callback(port)
@@ -160,8 +184,12 @@ class ReceiverService(Service):
 
 
 def emulator_service(cfg: EmulatorConfig, reactor: Any) -> ReceiverService:
-    """The built-in stowrsd emulator of ``twistd -n stowpair`` (the ``[emulator]`` section)."""
-    endpoint = listen_endpoint(reactor, cfg.listener.host, cfg.listener.port, {})
+    """The built-in stowrsd emulator of ``twistd -n stowpair`` (the ``[emulator]`` section).
+    Constructed before the reactor runs; :class:`StartupError` when it cannot be."""
+    try:
+        endpoint = server_endpoint(reactor, cfg.listener.description)
+    except ValueError as e:
+        raise StartupError(f"[emulator] listen {cfg.listener.description!r}: {e}") from None
     settings = ReceiverSettings(path=cfg.path, endpoint="emulator")
     return ReceiverService(
         reactor,
@@ -173,3 +201,51 @@ def emulator_service(cfg: EmulatorConfig, reactor: Any) -> ReceiverService:
         role="emulator",
         timeouts=cfg.listener.timeouts,
     )
+
+
+def stowrsd_process(
+    reactor: Any,
+    endpoint: IStreamServerEndpoint,
+    settings: ReceiverSettings,
+    directory: Path,
+    *,
+    bind: str,
+    layout: str = "uid",
+    fsync: bool = True,
+    timeouts: ClientTimeouts | None = None,
+    json_log: Path | None = None,
+    auth: str | None = None,
+) -> ProcessService:
+    """The service tree of ``twistd -n stowrsd``: the process (JSON log, start and stop
+    events), ``/metrics``, and one receiver on ``endpoint`` (``bind`` and ``auth`` say
+    where and how, for the ``startup`` event). Built before the reactor runs; a directory
+    that cannot be prepared ends the process with one line and exit status 1."""
+    escape_console()
+    summary: dict[str, Any] = {
+        "bind": bind,
+        "layout": layout,
+        "directory": str(directory),
+        "path": settings.path,
+    }
+    if auth is not None:
+        summary["auth"] = auth
+    top = ProcessService("stowrsd", summary, json_log)
+    metrics = Metrics(receiver_only=True)
+    MetricsService(metrics).setServiceParent(top)
+    try:
+        receiver = ReceiverService(
+            reactor,
+            endpoint,
+            settings,
+            directory,
+            layout,
+            fsync=fsync,
+            timeouts=timeouts,
+            metrics=metrics,
+        )
+    except StartupError as e:
+        raise SystemExit(f"stowrsd: {e}") from None
+    receiver.setServiceParent(top)
+    # a listener that fails later than at once (none of TCP or TLS) still stops stowrsd
+    receiver.listening.addErrback(lambda _: reactor.callWhenRunning(reactor.stop))
+    return top

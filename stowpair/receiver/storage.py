@@ -65,6 +65,38 @@ class RequestContext:
     called_aet: str = ""
 
 
+def prepare_temp_folder(directory: Path) -> int:
+    """Create ``directory`` and delete the temp files (``*.part``) a crash left in it
+    (blocking); returns how many."""
+    directory.mkdir(parents=True, exist_ok=True)
+    removed = 0
+    for stale in directory.glob("*.part"):
+        stale.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def remove_stale(directory: Path, pattern: str, keep: str = "") -> tuple[int, list[str]]:
+    """Delete the files matching ``pattern`` in ``directory`` that a crash left, except
+    those whose name starts with ``keep`` (this process's own, non-empty); blocking, for a
+    thread. Returns how many were removed and, one line each, those that could not be:
+    a stale file left behind is no reason to stop."""
+    removed, problems = 0, []
+    try:
+        found = list(directory.glob(pattern))
+    except OSError as e:
+        return 0, [f"cannot list {directory}: {e.strerror}"]
+    for stale in found:
+        if keep and stale.name.startswith(keep):
+            continue
+        try:
+            stale.unlink(missing_ok=True)
+            removed += 1
+        except OSError as e:
+            problems.append(f"cannot remove {stale}: {e.strerror}")
+    return removed, problems
+
+
 class TempFiles:
     """Temp files created ahead of need in the thread pool.
 
@@ -85,12 +117,7 @@ class TempFiles:
     def prepare(self) -> int:
         """Create the folder and delete temp files left by a crash (blocking, at start);
         returns how many were removed."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        removed = 0
-        for stale in self.directory.glob("*.part"):
-            stale.unlink(missing_ok=True)
-            removed += 1
-        return removed
+        return prepare_temp_folder(self.directory)
 
     def take(self) -> TempPart:
         try:
@@ -217,6 +244,15 @@ class _DirectoryBackend:
         Returns how many stale temp files were removed.
         """
         return self._temps.prepare()
+
+    def create_folders(self) -> None:
+        """The first half of :meth:`prepare`: create the folders (blocking, OSError)."""
+        self.incoming.mkdir(parents=True, exist_ok=True)
+
+    def remove_stale(self) -> tuple[int, list[str]]:
+        """The second half, for a thread once the listener is open: see
+        :func:`remove_stale`."""
+        return remove_stale(self.incoming, "*.part")
 
     def open_part(self, ctx: RequestContext) -> TempPart:
         # Creating an empty file is a metadata operation; writes land in the page

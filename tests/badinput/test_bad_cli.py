@@ -39,6 +39,9 @@ DIMSE_BUSY = (
     REST_BUSY.replace("port = {port}", "port = 0") + '[dimse]\nlisten = "127.0.0.1:{port}"\n'
 )
 STORAGE_UNDER_FILE = REST_BUSY.replace('"archive"', '"a-file/archive"').replace("{port}", "0")
+LISTEN = REST_BUSY.replace("port = {port}", 'listen = "{listen}"')
+#: The export work folder is a file: the archive cannot be prepared (at construction).
+EXPORT_IS_A_FILE = REST_BUSY.replace('"archive"', '"blocked"').replace("{port}", "0")
 
 
 @dataclass
@@ -61,6 +64,12 @@ def _cases(tmp: Path, busy: int) -> dict[str, Case]:
         "bind-bad-ip": Case([*stowrsd, "--bind", "999.1.1.1:0"], "not an IP address"),
         "bind-busy": Case(
             [*stowrsd, "--bind", f"127.0.0.1:{busy}"], "stowrsd: cannot listen on", (1,), True
+        ),
+        "listen-word": Case([*stowrsd, "--listen", "nope"], "--listen 'nope'"),
+        "listen-and-bind": Case([*stowrsd, "--listen", "tcp:0", "-b", "0"], "exclude each other"),
+        "listen-busy": Case(
+            [*stowrsd, "--listen", f"tcp:{busy}:interface=127.0.0.1"],
+            "stowrsd: cannot listen on", (1,), True,
         ),
         "size": Case([*stowrsd, "--max-request-size", "12Q"], "size '12Q'"),
         "fail-rate": Case([*stowrsd, "--fail-rate", "2"], "--fail-rate '2'"),
@@ -95,6 +104,24 @@ def _cases(tmp: Path, busy: int) -> dict[str, Case]:
         "config-dimse-busy": Case(
             [*stowpair, "-c", f"{tmp}/dimse-busy.toml"], "for the DICOM listener", (1,), True
         ),
+        "config-listen": Case(
+            [*stowpair, "-c", f"{tmp}/listen-bad.toml"], 'listen "127.0.0.1:80": this is host:port'
+        ),
+        "config-listen-busy": Case(
+            [*stowpair, "-c", f"{tmp}/listen-busy.toml"], "for the REST API: Address", (1,), True
+        ),
+        "listen-exposed": Case(
+            [*stowpair, "-c", f"{tmp}/ok.toml", "--listen", "tcp:0"],
+            '--listen "tcp:0" (every interface) is not a loopback address',
+        ),
+        "listen-option": Case(
+            [*stowpair, "-c", f"{tmp}/ok.toml", "--emulator-listen", "tcp:x"],
+            "--emulator-listen 'tcp:x': port 'x' is not a number",
+        ),
+        "prepare-archive": Case(
+            [*stowpair, "-c", f"{tmp}/export-file.toml"],
+            "stowpair: cannot create the archive folder", (1,), True,
+        ),
         "stowpair-option": Case([*stowpair, "--bogus"], "--bogus not recognized"),
         "cli-command": Case([*cli, "bogus"], "invalid choice", (2,)),
         "cli-check-deep": Case([*cli, "config", "check", str(tmp / "deep.toml")], "nested", (1,)),
@@ -114,6 +141,10 @@ def results(
     (tmp / "deep.toml").write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
     (tmp / "storage.toml").write_text(STORAGE_UNDER_FILE)
     (tmp / "ok.toml").write_text(REST_BUSY.replace("{port}", "0"))
+    (tmp / "listen-bad.toml").write_text(LISTEN.replace("{listen}", "127.0.0.1:80"))
+    (tmp / "export-file.toml").write_text(EXPORT_IS_A_FILE)
+    (tmp / "blocked").mkdir()
+    (tmp / "blocked" / ".export").write_text("a file where the export folder goes\n")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -121,6 +152,8 @@ def results(
         (tmp / "busy.toml").write_text(REST_BUSY.replace("{port}", str(port)))
         (tmp / "emulator-busy.toml").write_text(EMULATOR_BUSY.replace("{port}", str(port)))
         (tmp / "dimse-busy.toml").write_text(DIMSE_BUSY.replace("{port}", str(port)))
+        listen_busy = LISTEN.replace("{listen}", f"tcp:{port}:interface=127.0.0.1")
+        (tmp / "listen-busy.toml").write_text(listen_busy)
         cases = _cases(tmp, port)
         env = {k: v for k, v in os.environ.items() if k != "STOWPAIR_UNSET_VAR"}
 

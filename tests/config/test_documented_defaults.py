@@ -234,9 +234,11 @@ def test_table_lists_every_option_of_the_model(
 
 
 #: Fields whose name is not the option's with ``-`` as ``_``.
-FIELD_NAMES = {"oauth-issuer": "issuer", "required-scope": "required_scopes"}
+FIELD_NAMES = {"oauth-issuer": "issuer", "required-scope": "required_scopes", "listen": "endpoint"}
 #: The model classes that hold each section's options, for ``none`` rows.
 MODELS: dict[str, tuple[type, ...]] = {
+    "[rest]": (model.Listener,),
+    "[emulator]": (model.Listener,),
     "[rest.auth]": (model.RestAuth, model.BearerAuth),
     "[ingest]": (model.BearerAuth,),
     "[archive]": (model.ArchivePaths,),
