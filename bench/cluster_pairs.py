@@ -137,7 +137,7 @@ class QueuedExport(Pair, _StowrsdReceiver):
 
 def _post(port: int, path: str) -> Any:
     url = f"http://127.0.0.1:{port}/dcm4chee-arc{path}"
-    request = urllib.request.Request(url, data=b"", method="POST")
+    request = urllib.request.Request(url, method="POST")
     with urllib.request.urlopen(request, timeout=60) as response:
         return json.loads(response.read() or b"null")
 
