@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -32,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import data, report
 from bench import pairs as pairlib
 from bench.targets import judge
+from stowpair import peers
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -151,6 +153,10 @@ def _run_scenario(
             pair.setup(files, work / pair.slug)
             ready.append(pair)
         except Exception as e:  # a missing peer skips that pair only
+            try:
+                pair.teardown()  # what it started before failing
+            except Exception:
+                pass
             rows[pair.name].skipped = str(e).splitlines()[0]
             print(f"{scenario} {pair.name}: skipped: {rows[pair.name].skipped}", file=sys.stderr)
     try:
@@ -181,6 +187,11 @@ def main() -> int:
     )
     parser.add_argument("--note", default="", help="what this run is, kept in the results file")
     args = parser.parse_args()
+    # SIGTERM ends the run through its finally blocks: the peers started are stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # Peers get two minutes to start: on a 2-core machine shared with test runs (load
+    # average above 10) twistd took longer than the default 15 s to import and listen.
+    peers.wait_http.__defaults__ = (120.0, None)
     sizes = QUICK if args.quick else Sizes()
     if args.runs:
         sizes.runs = args.runs
