@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 from pydicom.valuerep import VR
@@ -38,14 +38,14 @@ def decode_header(ds: Dataset, transfer_syntax: str, size: int) -> None:
         deflated, explicit = ts.is_deflated, not ts.is_implicit_VR
     except ValueError:  # not a transfer syntax pydicom knows: it guessed the encoding
         deflated, explicit = False, False
+    as_read = [_raw(ds, tag) for tag in ds.keys()]
     if not deflated:  # positions in a deflated data set are not the part's
-        _check_end(ds, size)  # first: decoding replaces the elements as read
+        _check_end(as_read, size)  # first: decoding replaces the elements as read
     # pydicom reads the whole data set as implicit VR when it starts so (a file whose
     # transfer syntax is mislabelled, readable as it is); an element without a VR among
     # explicit ones is a corrupt VR.
-    as_read = [_raw(ds, tag) for tag in ds.keys()]
     explicit = explicit and any(getattr(e, "VR", None) is not None for e in as_read)
-    _decode_all(ds, explicit)
+    _decode_all(ds, explicit, as_read)
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
         _decode_all(meta, explicit=True)  # PS3.10 §7.1: always Explicit VR Little Endian
@@ -68,6 +68,11 @@ def raw_uid(ds: Dataset | None, tag: int) -> str | bytes | None:
 
 _KNOWN_VRS = frozenset(str(vr) for vr in VR)
 _UNDEFINED = 0xFFFFFFFF
+#: VRs whose element pydicom's ``Dataset.__getitem__`` does more with than convert it:
+#: sequences (items, pixel representation), ``UN`` (may become a known VR, even SQ) and
+#: the ambiguous ones (corrected from the data set). They take that full path.
+_FULL_PATH_VRS = frozenset({"SQ", "UN", "US or SS", "US or OW", "US or SS or OW", "OB or OW"})
+_SPECIFIC_CHARACTER_SET = 0x00080005
 
 
 def _name(tag: int) -> str:
@@ -100,7 +105,7 @@ def _check_raw(raw: RawDataElement, explicit: bool) -> None:
         )
 
 
-def _decode_all(ds: Dataset, explicit: bool) -> None:
+def _decode_all(ds: Dataset, explicit: bool, as_read: list[Any] | None = None) -> None:
     """Decode every element of the header now (blocking), so that a corrupt one is a
     parse failure here, never an error later (storing, indexing, export rules).
 
@@ -108,11 +113,22 @@ def _decode_all(ds: Dataset, explicit: bool) -> None:
     bulk data, not header. Inside sequences, pydicom's tolerance for writers that switch
     to implicit VR is kept.
     """
-    for tag in list(ds.keys()):
-        raw = _raw(ds, tag)
+    # The text encoding ``ds[tag]`` would decode with: the one the data set was read with.
+    charset = ds.original_character_set
+    for raw in as_read if as_read is not None else [_raw(ds, tag) for tag in ds.keys()]:
+        tag = raw.tag
         if isinstance(raw, RawDataElement):
             _check_raw(raw, explicit)
             if raw.value is None and raw.length:
+                continue
+            if charset and _plain(raw):
+                # The conversion ``ds[tag]`` does, without keeping its result (a third of
+                # the receiver's CPU went to Dataset.__getitem__/__setitem__ bookkeeping):
+                # the few elements used later are converted again when read.
+                try:
+                    convert_raw_data_element(raw, encoding=charset, ds=ds)
+                except Exception as e:  # pydicom raises a wide range on hostile values
+                    raise CorruptHeader(f"{_name(tag)} cannot be decoded: {one_line(e)}") from None
                 continue
         try:
             element = ds[tag]
@@ -123,20 +139,28 @@ def _decode_all(ds: Dataset, explicit: bool) -> None:
             _decode_all(item, explicit=False)
 
 
+def _plain(raw: RawDataElement) -> bool:
+    """An element whose decoding is only ``convert_raw_data_element`` (see _FULL_PATH_VRS):
+    its VR was read (explicit VR; a private element's VR is then not looked up through its
+    creator) and it is not Specific Character Set (decoded with the default encoding)."""
+    return (
+        raw.VR is not None and raw.VR not in _FULL_PATH_VRS and raw.tag != _SPECIFIC_CHARACTER_SET
+    )
+
+
 def _position(element: Any) -> int:
     if isinstance(element, RawDataElement):
         return int(element.value_tell)
     return int(getattr(element, "file_tell", None) or 0)
 
 
-def _check_end(ds: Dataset, size: int) -> None:
+def _check_end(read: list[Any], size: int) -> None:
     """The data set read must end where the part ends, or where reading stopped on
     purpose (at Pixel Data): pydicom silently stops at a cut element header and never
     reads a large value it leaves on disk, so a truncated part would pass for a shorter
     complete one."""
-    if not ds:
+    if not read:
         return
-    read = [_raw(ds, tag) for tag in ds.keys()]
     last = max(read, key=_position)  # the last one read (tags may be out of order)
     if not isinstance(last, RawDataElement) or last.length == _UNDEFINED:
         return  # a sequence of undefined length: its end was found by reading it
