@@ -223,6 +223,12 @@ def main() -> int:
 
         draw(json.loads(out.read_text()), args.chart)
         print(f"chart: {args.chart}")
+        if any(r["scenario"] == "S6" and r["runs"] for r in rows):
+            from bench.chart import draw_s6
+
+            s6_png = args.chart.with_name(f"{args.chart.stem}-s6.png")
+            draw_s6(result, s6_png)
+            print(f"chart: {s6_png}")
     return 0
 
 
