@@ -103,6 +103,8 @@ def run_line(result: Result) -> str:
     text += ")"
     if result.get("note"):
         text += f": {result['note']}"
+    if result.get("baseline"):
+        text += f"; the CPU target is judged against run `{result['baseline']}`"
     load_avg = result.get("load_average")
     if load_avg:
         start, end = (", ".join(f"{x:.2f}" for x in load_avg[k]) for k in ("start", "end"))

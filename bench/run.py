@@ -186,7 +186,15 @@ def main() -> int:
         "--baseline", type=Path, help="an earlier results file: the CPU target is judged on it"
     )
     parser.add_argument("--note", default="", help="what this run is, kept in the results file")
+    parser.add_argument(
+        "--judge",
+        type=Path,
+        help="measure nothing: judge the targets of this results file again, with --baseline"
+        " (its verdicts are rewritten by bench/targets.py from its own rows)",
+    )
     args = parser.parse_args()
+    if args.judge:
+        return _judge_again(args.judge, args.baseline)
     # SIGTERM ends the run through its finally blocks: the peers started are stopped
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     # Peers get two minutes to start: on a 2-core machine shared with test runs (load
@@ -229,6 +237,18 @@ def main() -> int:
             s6_png = args.chart.with_name(f"{args.chart.stem}-s6.png")
             draw_s6(result, s6_png)
             print(f"chart: {s6_png}")
+    return 0
+
+
+def _judge_again(path: Path, baseline: Path | None) -> int:
+    """The targets of a finished run judged by bench/targets.py again, e.g. against a
+    baseline run that ended after it; the file records which baseline."""
+    result = json.loads(path.read_text())
+    rows = json.loads(baseline.read_text())["rows"] if baseline else None
+    result["targets"] = judge(result["rows"], rows)
+    result["baseline"] = baseline.stem if baseline else None
+    path.write_text(json.dumps(result, indent=1, ensure_ascii=False))
+    print(report.targets_table(result))
     return 0
 
 
