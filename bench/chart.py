@@ -65,7 +65,7 @@ def draw_s6(result: dict[str, Any], png: Path) -> None:
         ax.annotate(f"{y:.0f}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center")
     ax.set_xlabel("instances in the study (~20 KB each)")
     ax.set_ylabel("instances/s (stowpair→stowrsd c4 b10)")
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, max((y for _, y in points), default=1) * 1.25)
     ax.set_title(f"S6: export rate versus study size, run {result['started']}", fontsize=10)
     fig.tight_layout()
     fig.savefig(png, dpi=100)
