@@ -205,6 +205,7 @@ def main() -> int:
         sizes.runs = args.runs
     started = time.strftime("%Y%m%dT%H%M%S")
     load_start = os.getloadavg()
+    commit = _commit()  # at the start: commits made while it runs are not what it measured
     rows = [asdict(r) for r in run(sizes, set(args.only) if args.only else None)]
     load_end = os.getloadavg()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -213,7 +214,7 @@ def main() -> int:
     result = {
         "started": started,
         "note": args.note,
-        "commit": _commit(),
+        "commit": commit,
         "baseline": args.baseline.stem if args.baseline else None,
         "load_average": {"start": load_start, "end": load_end},
         "sizes": asdict(sizes),
