@@ -1,6 +1,8 @@
-"""PNG chart of a benchmark result: S1 instances/s and S2 MB/s by pair (medians).
+"""PNG charts of a benchmark result (medians).
 
-python bench/chart.py bench/results/<timestamp>.json docs/benchmarks.png
+python bench/chart.py bench/results/<timestamp>.json docs/benchmarks.png   # S1, S2 by pair
+python bench/chart.py --s6 bench/results/<timestamp>.json docs/benchmarks-s6.png
+                                        # S6: instances/s versus study size
 """
 
 from __future__ import annotations
@@ -45,9 +47,37 @@ def draw(result: dict[str, Any], png: Path) -> None:
     fig.savefig(png, dpi=100)
 
 
+def draw_s6(result: dict[str, Any], png: Path) -> None:
+    """S6: the export rate (instances/s) of each study size, sizes read from the pairs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = []
+    for name, rate in medians(result, "S6", "instances_per_s"):
+        size = int(name.split(", ")[-1].split("-")[0].replace(",", ""))
+        points.append((size, rate))
+    points.sort()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot([x for x, _ in points], [y for _, y in points], marker="o")
+    for x, y in points:
+        ax.annotate(f"{y:.0f}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center")
+    ax.set_xlabel("instances in the study (~20 KB each)")
+    ax.set_ylabel("instances/s (stowpair→stowrsd c4 b10)")
+    ax.set_ylim(0, max((y for _, y in points), default=1) * 1.25)
+    ax.set_title(f"S6: export rate versus study size, run {result['started']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+
+
 def main() -> int:
-    result = json.loads(Path(sys.argv[1]).read_text())
-    draw(result, Path(sys.argv[2]))
+    args = sys.argv[1:]
+    s6 = args[:1] == ["--s6"]
+    if s6:
+        args = args[1:]
+    result = json.loads(Path(args[0]).read_text())
+    (draw_s6 if s6 else draw)(result, Path(args[1]))
     return 0
 
 

@@ -27,6 +27,26 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of a process, its live descendants (stowpair's
+    transcoding workers) and its waited-for children, from /proc."""
+    if pid is None:
+        return float("nan")
+    total = 0.0
+    for p in [pid, *_descendants(pid)]:
+        try:
+            stat = Path(f"/proc/{p}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        # utime, stime, cutime, cstime are fields 14-17 of proc(5); fields[0] is field 3
+        total += sum(int(x) for x in fields[11:15])
+    return total / _TICKS
+
+
 def rate(seconds: float, files: list[Path]) -> dict[str, float]:
     size = sum(f.stat().st_size for f in files)
     return {
@@ -53,20 +73,42 @@ class Pair:
     def teardown(self) -> None:
         pass
 
+    # CPU seconds of the measured processes (None: not one we can see, or none)
+    def sender_pid(self) -> int | None:
+        peer = getattr(self, "sender", None) or getattr(self, "source", None)
+        return peer.process.pid if peer is not None else None
+
+    def receiver_pid(self) -> int | None:
+        peer = getattr(self, "receiver", None) or getattr(self, "sink", None)
+        return peer.process.pid if peer is not None else None
+
+    def cpu_mark(self) -> tuple[float, float]:
+        return cpu_seconds(self.sender_pid()), cpu_seconds(self.receiver_pid())
+
+    def cpu_since(self, mark: tuple[float, float], instances: int) -> dict[str, float]:
+        """CPU seconds per 1,000 instances of sender and receiver since ``mark``."""
+        now = self.cpu_mark()
+        out = {}
+        for key, before, after in zip(("sender", "receiver"), mark, now, strict=True):
+            if before == before and after == after:
+                out[f"{key}_cpu_s_per_1k"] = (after - before) * 1000 / instances
+        return out
+
 
 class _StowrsdReceiver:
     """A ``twistd -n stowrsd`` receiver storing by UID (fsync on), emptied between runs."""
 
     ignore = False
+    no_fsync = False
 
     def start_receiver(self, work: Path) -> peers.Peer:
         self.store = work / "received"
         self.store.mkdir(parents=True, exist_ok=True)
         port = peers.free_port()
         args = ["-b", f"127.0.0.1:{port}", "-d", str(self.store), "--json-log", "-"]
-        self.receiver = peers.start_twistd(
-            work, "stowrsd", [*args, "--ignore"] if self.ignore else args, port
-        )
+        args += ["--ignore"] if self.ignore else []
+        args += ["--no-fsync"] if self.no_fsync else []
+        self.receiver = peers.start_twistd(work, "stowrsd", args, port)
         self.url = f"http://127.0.0.1:{port}/stowrs"
         return self.receiver
 
@@ -95,6 +137,7 @@ class _OrthancSource(Pair):
 
     def push(self) -> float:
         body = json.dumps({"Resources": [self.study], "Synchronous": True}).encode()
+        self.mark = self.cpu_mark()
         t0 = time.perf_counter()
         peers.orthanc_call(self.source, "POST", "/dicom-web/servers/dest/stow", body)
         return time.perf_counter() - t0
@@ -119,10 +162,12 @@ class OrthancToOrthanc(_OrthancSource):
         stats = peers.orthanc_call(self.sink, "GET", "/statistics")
         if int(stats["CountInstances"]) != len(self.files):
             raise RuntimeError(f"sink holds {stats['CountInstances']} of {len(self.files)}")
+        cpu = self.cpu_since(self.mark, len(self.files))
         for study in peers.orthanc_call(self.sink, "GET", "/studies"):
             peers.orthanc_call(self.sink, "DELETE", f"/studies/{study}")
         return {
             **rate(seconds, self.files),
+            **cpu,
             "sender_rss_mb": peak_rss_mb(self.source.process.pid),
             "receiver_rss_mb": peak_rss_mb(self.sink.process.pid),
         }
@@ -138,11 +183,13 @@ class OrthancToStowrsd(_OrthancSource, _StowrsdReceiver):
 
     def measure(self) -> dict[str, float]:
         seconds = self.push()
+        cpu = self.cpu_since(self.mark, len(self.files))
         if self.received() != len(self.files):
             raise RuntimeError(f"stowrsd holds {self.received()} of {len(self.files)}")
         self.clear()
         return {
             **rate(seconds, self.files),
+            **cpu,
             "sender_rss_mb": peak_rss_mb(self.source.process.pid),
             "receiver_rss_mb": peak_rss_mb(self.receiver.process.pid),
         }
@@ -157,6 +204,7 @@ class DicomwebClientToStowrsd(Pair, _StowrsdReceiver):
 
     def measure(self) -> dict[str, float]:
         argv = [sys.executable, str(HERE / "dwc_send.py"), self.url, *map(str, self.files)]
+        mark = self.cpu_mark()
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE)
         assert proc.stdout is not None
         out = proc.stdout.read()
@@ -165,18 +213,41 @@ class DicomwebClientToStowrsd(Pair, _StowrsdReceiver):
         if proc.returncode:
             raise RuntimeError(f"dwc_send exited {proc.returncode}")
         seconds = float(out.decode().split()[-1])
+        cpu = self.cpu_since(mark, len(self.files))
+        # the client process's whole life (interpreter start-up and imports included)
+        cpu["sender_cpu_s_per_1k"] = (usage.ru_utime + usage.ru_stime) * 1000 / len(self.files)
         if self.received() != len(self.files):
             raise RuntimeError(f"stowrsd holds {self.received()} of {len(self.files)}")
         self.clear()
         sender = usage.ru_maxrss / 1024
         return {
             **rate(seconds, self.files),
+            **cpu,
             "sender_rss_mb": sender,
             "receiver_rss_mb": peak_rss_mb(self.receiver.process.pid),
         }
 
     def teardown(self) -> None:
         self.receiver.stop()
+
+
+def run_measured(*commands: list[str], stdin: bytes | None = None) -> tuple[float, float]:
+    """Run ``commands`` one after the other: wall seconds, and their CPU seconds (user +
+    system, the children they waited for included)."""
+    cpu = 0.0
+    t0 = time.perf_counter()
+    for argv in commands:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin is not None else None)
+        if stdin is not None:
+            assert proc.stdin is not None
+            proc.stdin.write(stdin)
+            proc.stdin.close()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode:
+            raise RuntimeError(f"{argv[0]} exited {proc.returncode}")
+        cpu += usage.ru_utime + usage.ru_stime
+    return time.perf_counter() - t0, cpu
 
 
 class CurlToNginx(Pair):
@@ -191,8 +262,8 @@ class CurlToNginx(Pair):
         multipart_body(files, self.body, "BENCHBOUNDARY")
 
     def measure(self) -> dict[str, float]:
-        t0 = time.perf_counter()
-        subprocess.run(
+        mark = self.cpu_mark()
+        seconds, cpu = run_measured(
             [
                 "curl",
                 "-sS",
@@ -205,11 +276,68 @@ class CurlToNginx(Pair):
                 "-H",
                 'Content-Type: multipart/related; type="application/dicom"; boundary=BENCHBOUNDARY',
                 f"http://127.0.0.1:{self.sink.port}/",
-            ],
-            check=True,
+            ]
         )
         return {
-            **rate(time.perf_counter() - t0, self.files),
+            **rate(seconds, self.files),
+            **self.cpu_since(mark, len(self.files)),
+            "sender_cpu_s_per_1k": cpu * 1000 / len(self.files),
+            "receiver_rss_mb": peak_rss_mb(self.sink.process.pid),
+        }
+
+    def teardown(self) -> None:
+        self.sink.stop()
+
+
+class CurlParallelToNginx(Pair):
+    """The S1 loopback limit: one POST per file, by ``curl --parallel`` (keep-alive
+    connections, ``connections`` at a time), into the nginx sink."""
+
+    def __init__(self, connections: int = 4) -> None:
+        self.connections = connections
+        self.name = f"curl --parallel→nginx sink, 1 POST per instance, c{connections}"
+
+    def setup(self, files: list[Path], work: Path) -> None:
+        super().setup(files, work)
+        from bench.data import multipart_body
+
+        self.sink = peers.start_nginx_sink(work / "nginx")
+        bodies = work / "bodies"
+        bodies.mkdir(exist_ok=True)
+        media = 'multipart/related; type="application/dicom"; boundary=B'
+        entries = []
+        for f in files:
+            body = bodies / f.name
+            multipart_body([f], body, "B")
+            entries.append(
+                f'url = "http://127.0.0.1:{self.sink.port}/"\n'
+                f'header = "Content-Type: {media.replace(chr(34), chr(92) + chr(34))}"\n'
+                f'data-binary = "@{body}"\noutput = "/dev/null"\n'
+                'write-out = "%{http_code}\\n"\n'
+            )
+        self.config = work / "curl.conf"
+        self.config.write_text("next\n".join(entries))
+
+    def measure(self) -> dict[str, float]:
+        mark = self.cpu_mark()
+        argv = ["curl", "-sS", "--no-progress-meter", "--parallel"]
+        argv += ["--parallel-max", str(self.connections), "-K", str(self.config)]
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE)
+        assert proc.stdout is not None
+        out = proc.stdout.read().decode()
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        if os.waitstatus_to_exitcode(status):
+            raise RuntimeError(f"curl exited {os.waitstatus_to_exitcode(status)}")
+        answered = out.split().count("200")
+        if answered != len(self.files):
+            raise RuntimeError(f"nginx answered 200 to {answered} of {len(self.files)}")
+        cpu = usage.ru_utime + usage.ru_stime
+        return {
+            **rate(seconds, self.files),
+            **self.cpu_since(mark, len(self.files)),
+            "sender_cpu_s_per_1k": cpu * 1000 / len(self.files),
             "receiver_rss_mb": peak_rss_mb(self.sink.process.pid),
         }
 
@@ -224,14 +352,19 @@ class CopyToDisk(Pair):
         dest = self.work / "copy"
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir()
-        t0 = time.perf_counter()
-        subprocess.run(["cp", *map(str, self.files), str(dest)], check=True)
-        subprocess.run(["sync", "-f", str(dest)], check=True)
-        return rate(time.perf_counter() - t0, self.files)
+        seconds, cpu = run_measured(
+            ["cp", *map(str, self.files), str(dest)], ["sync", "-f", str(dest)]
+        )
+        return {**rate(seconds, self.files), "sender_cpu_s_per_1k": cpu * 1000 / len(self.files)}
 
 
 class Dcmdjpeg(Pair):
-    name = "dcmdjpeg"
+    """dcmtk's decompressor over the files: one process per file, ``parallel`` at a time
+    (``xargs -P``)."""
+
+    def __init__(self, parallel: int = 1) -> None:
+        self.parallel = parallel
+        self.name = "dcmdjpeg" if parallel == 1 else f"dcmdjpeg, {parallel} at a time (xargs -P)"
 
     def measure(self) -> dict[str, float]:
         binary = shutil.which("dcmdjpeg")
@@ -240,10 +373,11 @@ class Dcmdjpeg(Pair):
         dest = self.work / "out"
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir()
-        t0 = time.perf_counter()
-        for f in self.files:
-            subprocess.run([binary, str(f), str(dest / f.name)], check=True)
-        return rate(time.perf_counter() - t0, self.files)
+        jobs = "".join(f"{f}\n{dest / f.name}\n" for f in self.files).encode()
+        seconds, cpu = run_measured(
+            ["xargs", "-P", str(self.parallel), "-n", "2", binary], stdin=jobs
+        )
+        return {**rate(seconds, self.files), "sender_cpu_s_per_1k": cpu * 1000 / len(self.files)}
 
 
 STOWPAIR_CONFIG = """
@@ -286,10 +420,13 @@ class _StowpairSender(Pair):
         ts: str = "*",
         label: str = "",
         ignore: bool = False,
+        no_fsync: bool = False,
+        subset: slice | None = None,
     ) -> None:
         self.concurrency, self.batch, self.chunked, self.ts = concurrency, batch, chunked, ts
-        self.ignore = ignore
+        self.ignore, self.no_fsync, self.subset = ignore, no_fsync, subset
         suffix = (" chunked" if chunked else "") + (" (--ignore)" if ignore else "")
+        suffix += " (--no-fsync)" if no_fsync else ""
         self.label = label or f"c{concurrency} b{batch}{suffix}"
 
     def start_sender(self, url: str) -> None:
@@ -347,6 +484,7 @@ class _StowpairSender(Pair):
         import urllib.request
 
         request = urllib.request.Request(self.trigger, method="POST")
+        self.mark = self.cpu_mark()
         t0 = time.perf_counter()
         with urllib.request.urlopen(request, timeout=3600) as response:
             answer = json.loads(response.read())
@@ -382,7 +520,7 @@ class StowpairToStowrsd(_StowpairSender, _StowrsdReceiver):
         return f"stowpair→stowrsd {self.label}"
 
     def setup(self, files: list[Path], work: Path) -> None:
-        Pair.setup(self, files, work)
+        Pair.setup(self, files[self.subset] if self.subset else files, work)
         self.start_receiver(work)
         self.start_sender(self.url)
 
@@ -391,11 +529,13 @@ class StowpairToStowrsd(_StowpairSender, _StowrsdReceiver):
 
     def measure(self) -> dict[str, float]:
         seconds = self.export()
+        cpu = self.cpu_since(self.mark, len(self.files))
         if self.received() != len(self.files):
             raise RuntimeError(f"stowrsd holds {self.received()} of {len(self.files)}")
         self.clear()
         return {
             **rate(seconds, self.files),
+            **cpu,
             **self.sender_rss(),
             "receiver_rss_mb": peak_rss_mb(self.receiver.process.pid),
         }
@@ -421,6 +561,7 @@ class StowpairToOrthanc(_StowpairSender):
 
     def measure(self) -> dict[str, float]:
         seconds = self.export()
+        cpu = self.cpu_since(self.mark, len(self.files))
         stats = peers.orthanc_call(self.sink, "GET", "/statistics")
         if int(stats["CountInstances"]) != len(self.files):
             raise RuntimeError(f"Orthanc holds {stats['CountInstances']} of {len(self.files)}")
@@ -428,6 +569,7 @@ class StowpairToOrthanc(_StowpairSender):
             peers.orthanc_call(self.sink, "DELETE", f"/studies/{study}")
         return {
             **rate(seconds, self.files),
+            **cpu,
             **self.sender_rss(),
             "receiver_rss_mb": peak_rss_mb(self.sink.process.pid),
         }
@@ -435,6 +577,192 @@ class StowpairToOrthanc(_StowpairSender):
     def teardown(self) -> None:
         self.sender.stop()
         self.sink.stop()
+
+
+class ConcurrentClients(Pair, _StowrsdReceiver):
+    """S8: ``clients`` HTTP clients (threads of this process, one connection each) POST
+    one request of ``per_client`` instances each into stowrsd, all at once."""
+
+    def __init__(self, clients: int = 200, per_client: int = 10) -> None:
+        self.clients, self.per_client = clients, per_client
+        self.name = f"{clients} clients × {per_client} instances→stowrsd"
+
+    def setup(self, files: list[Path], work: Path) -> None:
+        super().setup(files[: self.clients * self.per_client], work)
+        if len(self.files) < self.clients * self.per_client:
+            raise RuntimeError(f"S8 needs {self.clients * self.per_client} files")
+        self.start_receiver(work)
+        self.bodies = []
+        for n in range(self.clients):
+            chunk = self.files[n * self.per_client : (n + 1) * self.per_client]
+            body = b"".join(
+                b"--B\r\nContent-Type: application/dicom\r\n\r\n" + f.read_bytes() + b"\r\n"
+                for f in chunk
+            )
+            self.bodies.append(body + b"--B--\r\n")
+
+    def measure(self) -> dict[str, float]:
+        import http.client
+        import threading
+
+        port = int(self.url.split(":")[2].split("/")[0])
+        barrier = threading.Barrier(self.clients + 1)
+        errors: list[str] = []
+        headers = {"Content-Type": 'multipart/related; type="application/dicom"; boundary=B'}
+
+        def client(body: bytes) -> None:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+                conn.connect()
+                barrier.wait()
+                conn.request("POST", "/stowrs/studies", body, headers)
+                answer = conn.getresponse()
+                answer.read()
+                if answer.status != 200:
+                    errors.append(f"HTTP {answer.status}")
+                conn.close()
+            except Exception as e:  # counted, as a client would see it
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=client, args=(b,)) for b in self.bodies]
+        for t in threads:
+            t.start()
+        mark = self.cpu_mark()
+        barrier.wait()
+        t0 = time.perf_counter()
+        for t in threads:
+            t.join()
+        seconds = time.perf_counter() - t0
+        cpu = self.cpu_since(mark, len(self.files))
+        stored = self.received()
+        self.clear()
+        if errors:
+            print(f"S8 errors: {errors[:5]}", file=sys.stderr)
+        return {
+            **rate(seconds, self.files),
+            **cpu,
+            "errors": float(len(errors)),
+            "stored": float(stored),
+            "receiver_rss_mb": peak_rss_mb(self.receiver.process.pid),
+        }
+
+    def teardown(self) -> None:
+        self.receiver.stop()
+
+
+class TaskStoreQueries(Pair):
+    """S7: ``tasks`` export tasks in a stowpair's SQLite task store when it starts; the time of
+    ``/monitor/export`` first pages and ``/count`` with filters (median of 5 each; the
+    slowest filter is reported), after one untimed call of each."""
+
+    QUERIES = {
+        "page": [
+            "?limit=20",
+            "?status=FAILED&limit=20",
+            "?ExporterID=Bench&status=COMPLETED&limit=20&orderby=-createdTime",
+            "?StudyInstanceUID=1.2.3.4.77&limit=20",
+        ],
+        "count": [
+            "/count",
+            "/count?status=FAILED",
+            "/count?ExporterID=Bench&status=COMPLETED",
+            "/count?status=SCHEDULED&updatedTime=20200101-",
+        ],
+    }
+
+    def __init__(self, tasks: int = 100_000) -> None:
+        self.tasks = tasks
+        self.name = f"{tasks:,} tasks: /monitor/export page, /count"
+
+    def setup(self, files: list[Path], work: Path) -> None:
+        super().setup(files, work)
+        import sqlite3
+
+        rest_port = peers.free_port()
+        conf = work / "stowpair.toml"
+        conf.write_text(
+            STOWPAIR_CONFIG.format(
+                rest_port=rest_port,
+                url="http://127.0.0.1:9/dicom-web",
+                concurrency=1,
+                batch=1,
+                chunked="false",
+                ts="*",
+            )
+        )
+        # started once to create the task store, stopped while the tasks are written, and
+        # started again: a store that holds them when stowpair starts
+        peers.start_twistd(work, "stowpair", ["-c", str(conf)], rest_port).stop()
+        self.base = f"http://127.0.0.1:{rest_port}/dcm4chee-arc/monitor/export"
+        db = sqlite3.connect(work / "var" / "stowpair-tasks.sqlite", timeout=60)
+        now = time.time()
+        statuses = ["COMPLETED"] * 8 + ["FAILED", "CANCELED"]
+        rows = [
+            (
+                "bench",
+                "Export1",
+                statuses[n % 10],
+                "Bench",
+                "BENCH",
+                f"1.2.3.4.{n}",
+                now - n,
+                now - n,
+                now - n,
+            )
+            for n in range(self.tasks)
+        ]
+        with db:
+            db.executemany(
+                "INSERT INTO task (device_name, queue_name, task_status, exporter_id,"
+                " local_aet, study_iuid, created_time, updated_time, scheduled_time)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        db.close()
+        self.sender = peers.start_twistd(work, "stowpair", ["-c", str(conf)], rest_port)
+        import urllib.request
+
+        for query in [q for queries in self.QUERIES.values() for q in queries]:
+            with urllib.request.urlopen(self.base + query, timeout=120) as response:
+                response.read()  # untimed: the process settles after its start
+
+    def _ms(self, url: str) -> float:
+        import urllib.request
+
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            with urllib.request.urlopen(url, timeout=60) as response:
+                response.read()
+            times.append((time.perf_counter() - t0) * 1000)
+        return sorted(times)[2]
+
+    def measure(self) -> dict[str, float]:
+        out = {}
+        for kind, queries in self.QUERIES.items():
+            out[f"{kind}_ms"] = max(self._ms(self.base + q) for q in queries)
+        out["sender_rss_mb"] = peak_rss_mb(self.sender.process.pid)
+        return out
+
+    def teardown(self) -> None:
+        self.sender.stop()
+
+
+#: S6: the study sizes exported, in the order their files are concatenated; S7's task
+#: count; S8's clients (bench/run.py sets them from its sizes).
+S6_SIZES = (1000, 5000, 10000)
+S7_TASKS = 100_000
+S8_CLIENTS = 200
+
+
+def s6_pairs(sizes: tuple[int, ...]) -> list[Pair]:
+    out: list[Pair] = []
+    start = 0
+    for n in sizes:
+        label = f"c4 b10, {n:,}-instance study"
+        out.append(StowpairToStowrsd(4, 10, label=label, subset=slice(start, start + n)))
+        start += n
+    return out
 
 
 def pairs_for(scenario: str) -> list[Pair]:
@@ -449,7 +777,9 @@ def pairs_for(scenario: str) -> list[Pair]:
     common: list[Pair] = [OrthancToOrthanc(), OrthancToStowrsd(), DicomwebClientToStowrsd()]
     if scenario == "S1":
         ours: list[Pair] = [StowpairToStowrsd(c, b) for c in (1, 4) for b in (1, 10)]
-        return [*ours, StowpairToOrthanc(4, 10), *common]
+        ours += [StowpairToStowrsd(4, 10, ignore=True), StowpairToStowrsd(4, 10, no_fsync=True)]
+        limits: list[Pair] = [CurlParallelToNginx(4), CopyToDisk()]
+        return [*ours, StowpairToOrthanc(4, 10), *common, *limits]
     if scenario == "S2":
         return [
             StowpairToStowrsd(1, 1),
@@ -461,7 +791,14 @@ def pairs_for(scenario: str) -> list[Pair]:
             CopyToDisk(),
         ]
     if scenario == "S3":
-        return [StowpairToStowrsd(4, 1, ts="ExplicitVRLittleEndian", label="EVRLE"), Dcmdjpeg()]
+        evrle = StowpairToStowrsd(4, 1, ts="ExplicitVRLittleEndian", label="EVRLE")
+        return [evrle, Dcmdjpeg(), Dcmdjpeg(2)]
     if scenario == "S4":
         return [StowpairToStowrsd(1, 1), StowpairToStowrsd(1, 1, chunked=True)]
+    if scenario == "S6":
+        return s6_pairs(S6_SIZES)
+    if scenario == "S7":
+        return [TaskStoreQueries(S7_TASKS)]
+    if scenario == "S8":
+        return [ConcurrentClients(S8_CLIENTS)]
     return []

@@ -6,6 +6,8 @@
     python bench/run.py --only D1 D2   # only the DICOM scenarios
     python bench/run.py --only C1      # S1's instances as 20 studies, queued, on
                                        # 1 SQLite node and 1, 2, 3 PostgreSQL nodes
+    python bench/run.py --only S1 S2 S3 S4 S6 S7 S8 --baseline bench/results/<before>.json
+                                       # issue 17's scenarios, CPU judged against a run
 
 Writes bench/results/<timestamp>.json and prints a Markdown table. Peers (Orthanc, nginx,
 dcmtk) come from Debian; a pair whose peer is missing is reported as skipped.
@@ -15,19 +17,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import data
+from bench import data, report
 from bench import pairs as pairlib
+from bench.targets import judge
+from tests.support import peers
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -43,11 +49,27 @@ class Sizes:
     #: S4: the "2 GB study" for peak RSS (0 skips it).
     s4_instances: int = 20
     s4_kb: int = 100 * 1024
+    #: S6: studies of these sizes, instances of ~s6_kb
+    s6_sizes: tuple[int, ...] = (1000, 5000, 10000)
+    s6_kb: int = 20
+    #: S7: tasks in the task store
+    s7_tasks: int = 100_000
+    #: S8: concurrent clients, each one request of s8_per_client instances of ~s1_kb
+    s8_clients: int = 200
+    s8_per_client: int = 10
     runs: int = 3
 
 
 QUICK = Sizes(
-    s1_instances=100, s2_instances=3, s2_kb=10 * 1024, s3_instances=20, s4_instances=0, runs=1
+    s1_instances=100,
+    s2_instances=3,
+    s2_kb=10 * 1024,
+    s3_instances=20,
+    s4_instances=0,
+    s6_sizes=(100, 500),
+    s7_tasks=10_000,
+    s8_clients=20,
+    runs=1,
 )
 
 
@@ -90,11 +112,23 @@ def _prepare(work: Path, sizes: Sizes, only: set[str] | None) -> dict[str, list[
         sets["C1"] = data.make_studies(work / "c1", 20, per_study, sizes.s1_kb, seed=5)
     if sizes.s4_instances and wanted("S4"):
         sets["S4"] = data.make_study(work / "s4", sizes.s4_instances, sizes.s4_kb, seed=4)
+    if wanted("S6"):
+        sets["S6"] = []
+        for n, count in enumerate(sizes.s6_sizes):
+            sets["S6"] += data.make_study(work / f"s6-{n}", count, sizes.s6_kb, seed=60 + n)
+    if wanted("S7"):
+        sets["S7"] = []  # the tasks are written into the task store by the pair
+    if wanted("S8"):
+        count = sizes.s8_clients * sizes.s8_per_client
+        sets["S8"] = data.make_study(work / "s8", count, sizes.s1_kb, seed=8)
     print(f"data ready in {time.monotonic() - t0:.1f}s", file=sys.stderr)
     return sets
 
 
 def run(sizes: Sizes, only: set[str] | None) -> list[Row]:
+    pairlib.S6_SIZES = sizes.s6_sizes
+    pairlib.S7_TASKS = sizes.s7_tasks
+    pairlib.S8_CLIENTS = sizes.s8_clients
     work = Path(tempfile.mkdtemp(prefix="stowpair-bench-"))
     rows: list[Row] = []
     try:
@@ -119,6 +153,10 @@ def _run_scenario(
             pair.setup(files, work / pair.slug)
             ready.append(pair)
         except Exception as e:  # a missing peer skips that pair only
+            try:
+                pair.teardown()  # what it started before failing
+            except Exception:
+                pass
             rows[pair.name].skipped = str(e).splitlines()[0]
             print(f"{scenario} {pair.name}: skipped: {rows[pair.name].skipped}", file=sys.stderr)
     try:
@@ -138,158 +176,99 @@ def _run_scenario(
     return list(rows.values())
 
 
-def table(rows: list[Row]) -> str:
-    lines = [
-        "| scenario | pair | instances/s | MB/s | sender peak RSS MB | receiver peak RSS MB "
-        "| runs |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        if not r.runs:
-            lines.append(f"| {r.scenario} | {r.pair} | – | – | – | – | skipped: {r.skipped} |")
-            continue
-
-        def cell(key: str, fmt: str = "{:.1f}", r: Row = r) -> str:
-            v = r.median(key)
-            return "–" if v != v else fmt.format(v)
-
-        lines.append(
-            f"| {r.scenario} | {r.pair} | {cell('instances_per_s')} | {cell('mb_per_s')} | "
-            f"{cell('sender_rss_mb', '{:.0f}')} | {cell('receiver_rss_mb', '{:.0f}')} | "
-            f"{len(r.runs)} |"
-        )
-    return "\n".join(lines)
-
-
-TargetCheck = Callable[[dict[tuple[str, str], Row]], list[str]]
-
-
-def targets(rows: list[Row]) -> list[str]:
-    by = {(r.scenario, r.pair): r for r in rows}
-    out = []
-
-    def ratio(a: tuple[str, str], b: tuple[str, str], key: str, goal: float, label: str) -> None:
-        if a in by and b in by and by[a].runs and by[b].runs:
-            x = by[a].median(key) / by[b].median(key)
-            verdict = "met" if x >= goal else "NOT met"
-            out.append(f"{label}: {x:.2f}x (target >= {goal}x) {verdict}")
-        else:
-            out.append(f"{label}: not measured ({a[1]} or {b[1]} missing)")
-
-    ratio(
-        ("S1", "stowpair→stowrsd c4 b10"),
-        ("S1", "orthanc→orthanc"),
-        "instances_per_s",
-        2.0,
-        "S1 stowpair→stowrsd vs Orthanc→Orthanc (inst/s)",
-    )
-    ratio(
-        ("S1", "stowpair→orthanc c4 b10"),
-        ("S1", "orthanc→orthanc"),
-        "instances_per_s",
-        2.0,
-        "S1 (same receiver) stowpair exporter→Orthanc vs Orthanc→Orthanc (inst/s)",
-    )
-    ratio(
-        ("S2", "stowpair→stowrsd c1 b1 (--ignore)"),
-        ("S2", "curl→nginx sink"),
-        "mb_per_s",
-        0.5,
-        "S2 stowpair→stowrsd --ignore vs curl→nginx sink (MB/s)",
-    )
-    ratio(
-        ("S2", "stowpair→stowrsd c1 b1"),
-        ("S2", "cp + sync (same disk)"),
-        "mb_per_s",
-        0.5,
-        "S2 stowpair→stowrsd storing with fsync vs cp + sync (MB/s)",
-    )
-    ratio(
-        ("S3", "stowpair→stowrsd EVRLE"),
-        ("S3", "dcmdjpeg"),
-        "instances_per_s",
-        0.8,
-        "S3 stowpair decompress+send vs dcmdjpeg (inst/s)",
-    )
-    ratio(
-        ("C1", "3 nodes, postgresql"),
-        ("C1", "1 node, sqlite"),
-        "instances_per_s",
-        0.8,
-        "C1 3 nodes sharing PostgreSQL vs 1 node on SQLite, same machine (inst/s)",
-    )
-    ratio(
-        ("D1", "storescu→stowpair SCP"),
-        ("D1", "storescu→orthanc"),
-        "instances_per_s",
-        1.0,
-        "D1 storescu→stowpair C-STORE SCP vs storescu→Orthanc (inst/s)",
-    )
-    ratio(
-        ("D2", "stowpair dicom: exporter→storescp"),
-        ("D2", "orthanc C-STORE SCU→storescp"),
-        "instances_per_s",
-        1.0,
-        "D2 stowpair dicom: exporter vs Orthanc C-STORE SCU, to storescp (inst/s)",
-    )
-    # Our processes: the sender of stowpair→X pairs, the receiver of X→stowrsd pairs.
-    ours = [
-        r.median(key)
-        for r in rows
-        if r.runs
-        for key, mine in (
-            ("sender_rss_mb", r.pair.startswith("stowpair")),
-            ("receiver_rss_mb", "→stowrsd" in r.pair or "→stowpair" in r.pair),
-        )
-        if mine and r.median(key) == r.median(key)
-    ]
-    peak = max(ours, default=None)
-    if peak is not None:
-        out.append(
-            f"stowpair peak RSS: {peak:.0f} MB (target < 150 MB) "
-            f"{'met' if peak < 150 else 'NOT met'}"
-        )
-    return out
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small smoke run")
     parser.add_argument("--runs", type=int, help="rounds per scenario (default 3, quick 1)")
     parser.add_argument("--only", nargs="*", help="scenario names (S1) or pair names")
     parser.add_argument("--chart", type=Path, help="also draw S1/S2 rates to this PNG")
+    parser.add_argument(
+        "--baseline", type=Path, help="an earlier results file: the CPU target is judged on it"
+    )
+    parser.add_argument("--note", default="", help="what this run is, kept in the results file")
+    parser.add_argument(
+        "--judge",
+        type=Path,
+        help="measure nothing: judge the targets of this results file again, with --baseline"
+        " (its verdicts are rewritten by bench/targets.py from its own rows)",
+    )
     args = parser.parse_args()
+    if args.judge:
+        return _judge_again(args.judge, args.baseline)
+    # SIGTERM ends the run through its finally blocks: the peers started are stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # Peers get two minutes to start: on a 2-core machine shared with test runs (load
+    # average above 10) twistd took longer than the default 15 s to import and listen.
+    peers.START_TIMEOUT = 120.0
     sizes = QUICK if args.quick else Sizes()
     if args.runs:
         sizes.runs = args.runs
     started = time.strftime("%Y%m%dT%H%M%S")
-    rows = run(sizes, set(args.only) if args.only else None)
+    load_start = os.getloadavg()
+    commit = _commit()  # at the start: commits made while it runs are not what it measured
+    rows = [asdict(r) for r in run(sizes, set(args.only) if args.only else None)]
+    load_end = os.getloadavg()
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{started}.json"
-    checks = targets(rows)
-    out.write_text(
-        json.dumps(
-            {
-                "started": started,
-                "sizes": asdict(sizes),
-                "quick": args.quick,
-                "rows": [asdict(r) for r in rows],
-                "targets": checks,
-            },
-            indent=1,
-        )
-    )
-    print(table(rows))
+    baseline = json.loads(args.baseline.read_text())["rows"] if args.baseline else None
+    result = {
+        "started": started,
+        "note": args.note,
+        "commit": commit,
+        "baseline": args.baseline.stem if args.baseline else None,
+        "load_average": {"start": load_start, "end": load_end},
+        "sizes": asdict(sizes),
+        "quick": args.quick,
+        "rows": rows,
+        "targets": judge(rows, baseline),
+    }
+    out.write_text(json.dumps(result, indent=1, ensure_ascii=False))
+    print(report.results_table(result))
     print()
-    for line in checks:
-        print(f"- {line}")
+    print(report.targets_table(result))
     print(f"\nresults: {out}")
     if args.chart:
         from bench.chart import draw
 
         draw(json.loads(out.read_text()), args.chart)
         print(f"chart: {args.chart}")
+        if any(r["scenario"] == "S6" and r["runs"] for r in rows):
+            from bench.chart import draw_s6
+
+            s6_png = args.chart.with_name(f"{args.chart.stem}-s6.png")
+            draw_s6(result, s6_png)
+            print(f"chart: {s6_png}")
     return 0
+
+
+def _judge_again(path: Path, baseline: Path | None) -> int:
+    """The targets of a finished run judged by bench/targets.py again, e.g. against a
+    baseline run that ended after it; the file records which baseline."""
+    result = json.loads(path.read_text())
+    rows = json.loads(baseline.read_text())["rows"] if baseline else None
+    result["targets"] = judge(result["rows"], rows)
+    result["baseline"] = baseline.stem if baseline else None
+    path.write_text(json.dumps(result, indent=1, ensure_ascii=False))
+    print(report.targets_table(result))
+    return 0
+
+
+def _commit() -> str:
+    """The commit measured (with "+changes" when the work tree differs from it)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return ""
+    return head + ("+changes" if dirty else "")
 
 
 if __name__ == "__main__":

@@ -178,7 +178,10 @@ class ArchiveStorage:
 
     def open_part(self, ctx: RequestContext) -> TempPart:
         # <storage>/.incoming is on the archive's file system: the final rename is atomic.
-        return self._temps.take()
+        part = self._temps.take()
+        if self.fsync:
+            part.sync_ahead = self._run  # large parts go to disk while they arrive
+        return part
 
     def store(
         self, part_temp: Path, header: InstanceHeader, ctx: RequestContext

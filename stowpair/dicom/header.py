@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydicom.charset import convert_encodings, default_encoding
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
@@ -46,7 +45,7 @@ def decode_header(ds: Dataset, transfer_syntax: str, size: int) -> None:
     # transfer syntax is mislabelled, readable as it is); an element without a VR among
     # explicit ones is a corrupt VR.
     explicit = explicit and any(getattr(e, "VR", None) is not None for e in as_read)
-    _decode_all(ds, explicit)
+    _decode_all(ds, explicit, as_read)
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
         _decode_all(meta, explicit=True)  # PS3.10 §7.1: always Explicit VR Little Endian
@@ -68,11 +67,12 @@ def raw_uid(ds: Dataset | None, tag: int) -> str | bytes | None:
 
 
 _KNOWN_VRS = frozenset(str(vr) for vr in VR)
-#: Elements decoded through ``Dataset.__getitem__`` (kept): sequences (their items are
-#: decoded and checked in turn) and ambiguous VRs (corrected with the data set's help).
-_SLOW_VRS = frozenset({"SQ", "US or SS", "US or OW", "US or SS or OW", "OB or OW"})
-_CHARSET = 0x00080005
 _UNDEFINED = 0xFFFFFFFF
+#: VRs whose element pydicom's ``Dataset.__getitem__`` does more with than convert it:
+#: sequences (items, pixel representation), ``UN`` (may become a known VR, even SQ) and
+#: the ambiguous ones (corrected from the data set). They take that full path.
+_FULL_PATH_VRS = frozenset({"SQ", "UN", "US or SS", "US or OW", "US or SS or OW", "OB or OW"})
+_SPECIFIC_CHARACTER_SET = 0x00080005
 
 
 def _name(tag: int) -> str:
@@ -105,43 +105,47 @@ def _check_raw(raw: RawDataElement, explicit: bool) -> None:
         )
 
 
-def _decode_all(ds: Dataset, explicit: bool, encoding: str | list[str] = default_encoding) -> None:
+def _decode_all(ds: Dataset, explicit: bool, as_read: list[Any] | None = None) -> None:
     """Decode every element of the header now (blocking), so that a corrupt one is a
     parse failure here, never an error later (storing, indexing, export rules).
 
     Values left on disk because they are large (``defer_size``) stay there: they are
     bulk data, not header. Inside sequences, pydicom's tolerance for writers that switch
-    to implicit VR is kept. ``encoding`` is the parent data set's character set.
+    to implicit VR is kept.
     """
-    if _CHARSET in ds:  # decoded first: it is how the texts are decoded
-        _decode(ds, _CHARSET, explicit, encoding)
-        encoding = convert_encodings(ds[_CHARSET].value) or encoding
-    for tag in list(ds.keys()):
-        if tag != _CHARSET:
-            _decode(ds, tag, explicit, encoding)
+    # The text encoding ``ds[tag]`` would decode with: the one the data set was read with.
+    charset = ds.original_character_set
+    for raw in as_read if as_read is not None else [_raw(ds, tag) for tag in ds.keys()]:
+        tag = raw.tag
+        if isinstance(raw, RawDataElement):
+            _check_raw(raw, explicit)
+            if raw.value is None and raw.length:
+                continue
+            if charset and _plain(raw):
+                # The conversion ``ds[tag]`` does, without keeping its result (a third of
+                # the receiver's CPU went to Dataset.__getitem__/__setitem__ bookkeeping):
+                # the few elements used later are converted again when read.
+                try:
+                    convert_raw_data_element(raw, encoding=charset, ds=ds)
+                except Exception as e:  # pydicom raises a wide range on hostile values
+                    raise CorruptHeader(f"{_name(tag)} cannot be decoded: {one_line(e)}") from None
+                continue
+        try:
+            element = ds[tag]
+            items = element.value if element.VR == "SQ" else ()
+        except Exception as e:  # pydicom raises a wide range on hostile values
+            raise CorruptHeader(f"{_name(tag)} cannot be decoded: {one_line(e)}") from None
+        for item in items:
+            _decode_all(item, explicit=False)
 
 
-def _decode(ds: Dataset, tag: int, explicit: bool, encoding: str | list[str]) -> None:
-    raw = _raw(ds, tag)
-    if isinstance(raw, RawDataElement):
-        _check_raw(raw, explicit)
-        if raw.value is None and raw.length:
-            return
-        if raw.VR is not None and raw.VR not in _SLOW_VRS:
-            # the conversion ``ds[tag]`` does, without storing its result in the data set
-            # (a third of the time); an element is converted again when it is used
-            try:
-                convert_raw_data_element(raw, encoding=encoding, ds=ds)
-            except Exception as e:  # pydicom raises a wide range on hostile values
-                raise CorruptHeader(f"{_name(tag)} cannot be decoded: {one_line(e)}") from None
-            return
-    try:
-        element = ds[tag]
-        items = element.value if element.VR == "SQ" else ()
-    except Exception as e:  # pydicom raises a wide range on hostile values
-        raise CorruptHeader(f"{_name(tag)} cannot be decoded: {one_line(e)}") from None
-    for item in items:
-        _decode_all(item, explicit=False, encoding=encoding)
+def _plain(raw: RawDataElement) -> bool:
+    """An element whose decoding is only ``convert_raw_data_element`` (see _FULL_PATH_VRS):
+    its VR was read (explicit VR; a private element's VR is then not looked up through its
+    creator) and it is not Specific Character Set (decoded with the default encoding)."""
+    return (
+        raw.VR is not None and raw.VR not in _FULL_PATH_VRS and raw.tag != _SPECIFIC_CHARACTER_SET
+    )
 
 
 def _position(element: Any) -> int:

@@ -17,6 +17,8 @@ from typing import Any, Protocol, TypeVar
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from stowpair.db.adapter import Db, SQLiteDb
@@ -38,6 +40,12 @@ from stowpair.queue.tasksql import Beat, Entity, Holding
 __all__ = ["Beat", "Entity", "Holding", "Runner", "SQLiteTaskStore", "TaskStore", "run_inline"]
 
 T = TypeVar("T")
+_log = Logger()
+#: Seconds between two refreshes of SQLite's query planner statistics (see
+#: SQLiteTaskStore._refresh_statistics).
+STATISTICS_INTERVAL = 60.0
+#: Below this many tasks every query is fast without statistics.
+ANALYZE_FROM = 1000
 #: Runs a blocking function somewhere and fires with its result.
 Runner = Callable[[Callable[[], Any]], Deferred[Any]]
 
@@ -170,6 +178,8 @@ class SQLiteTaskStore(SqlTaskStore):
         self._run: Runner = runner or run_inline
         self._on_close = on_close
         self._db: sqlite3.Connection | None = None
+        self._checked_at: float | None = None
+        self._analyzed_rows: int | None = None  # on the store's thread only
         self.ready: Deferred[None] = self._call(lambda db: None)
 
     @classmethod
@@ -194,6 +204,38 @@ class SQLiteTaskStore(SqlTaskStore):
             _migrate(db, self.path)
             self._db = db
         return self._db
+
+    def find(self, flt: TaskFilter) -> Deferred[list[Task]]:
+        self._refresh_statistics()
+        return super().find(flt)
+
+    def count(self, flt: TaskFilter) -> Deferred[int]:
+        self._refresh_statistics()
+        return super().count(flt)
+
+    def _refresh_statistics(self) -> None:
+        """``ANALYZE task`` when the number of tasks has doubled or halved since the last
+        analysis (checked at most every :data:`STATISTICS_INTERVAL` seconds, before a
+        monitor query): with statistics of the table the planner reads a filtered page
+        newest-first from an index and stops at its limit (100,000 tasks: 0.5 ms) instead
+        of sorting every match (400 ms)."""
+        now = self._clock.seconds()
+        if self._checked_at is not None and now - self._checked_at < STATISTICS_INTERVAL:
+            return
+        self._checked_at = now
+
+        def job() -> None:
+            db = self._connect()
+            rows = int(db.execute("SELECT COUNT(*) FROM task").fetchone()[0])
+            last = self._analyzed_rows
+            if rows >= ANALYZE_FROM and (last is None or rows > 2 * last or 2 * rows < last):
+                db.execute("ANALYZE task")  # 100,000 tasks: about half a second
+                self._analyzed_rows = rows
+
+        def failed(f: Failure) -> None:
+            _log.warn("Refreshing the task store's statistics failed: {e}", e=f.getErrorMessage())
+
+        self._run(job).addErrback(failed)
 
     def _call(self, work: Callable[[Db], T]) -> Deferred[T]:
         """Run ``work`` in one transaction on the store's thread."""

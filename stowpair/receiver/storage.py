@@ -150,15 +150,49 @@ class TempFiles:
         self._run(fill).addBoth(done)
 
 
+#: A part's bytes are flushed to disk ahead (``fdatasync`` in the thread pool) every
+#: this many bytes while it arrives, so that the fsync before its acknowledgement only
+#: waits for the tail (S2, 50 MB instances: the flush overlaps the receiving).
+SYNC_AHEAD = 8 * 1024 * 1024
+
+
 @dataclass
 class TempPart:
-    """A part being received: a temp file open for writing, next to its destination."""
+    """A part being received: a temp file open for writing, next to its destination.
+
+    With ``sync_ahead`` (a runner of blocking calls), its bytes go to disk while it
+    arrives (see :data:`SYNC_AHEAD`); the final fsync stays where it is (durability is
+    decided there, and an error of the early flush shows again then)."""
 
     path: Path
     file: IO[bytes]
+    sync_ahead: BlockingRunner[None] | None = None
+    _unsynced: int = 0
+    _syncing: bool = False
 
     def write(self, data: bytes) -> None:
         self.file.write(data)
+        if self.sync_ahead is None:
+            return
+        self._unsynced += len(data)
+        if self._unsynced >= SYNC_AHEAD and not self._syncing:
+            self._start_sync(self.sync_ahead)
+
+    def _start_sync(self, run: BlockingRunner[None]) -> None:
+        self.file.flush()  # an OSError here (disk full) is the write's
+        self._unsynced, self._syncing = 0, True
+        fd = os.dup(self.file.fileno())  # the part may be closed while it runs
+
+        def sync() -> None:
+            try:
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
+
+        def done(_: object) -> None:
+            self._syncing = False  # a failure repeats in the fsync before the ack
+
+        run(sync).addBoth(done)
 
     def close(self) -> None:
         if not self.file.closed:
@@ -256,8 +290,12 @@ class _DirectoryBackend:
 
     def open_part(self, ctx: RequestContext) -> TempPart:
         # Creating an empty file is a metadata operation; writes land in the page
-        # cache. fsync (the slow part) happens in store(), in the thread pool.
-        return self._temps.take()
+        # cache. fsync (the slow part) happens in store(), in the thread pool; large
+        # parts are flushed ahead while they arrive (TempPart.sync_ahead).
+        part = self._temps.take()
+        if self.fsync:
+            part.sync_ahead = self._run
+        return part
 
     def store(
         self, part_temp: Path, header: InstanceHeader, ctx: RequestContext
@@ -345,7 +383,7 @@ class DiscardStorage(_DirectoryBackend):
     """dcm4che ``stowrsd --ignore``: validate and answer, keep nothing."""
 
     def open_part(self, ctx: RequestContext) -> TempPart:
-        part = super().open_part(ctx)
+        part = self._temps.take()
         return HeadOnlyTempPart(part.path, part.file)
 
     def store(
