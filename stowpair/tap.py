@@ -19,8 +19,7 @@ from stowpair.config.errors import ConfigError
 from stowpair.config.listen import (
     ListenAddress,
     ListenOverrides,
-    endpoint_problem,
-    parse_listen,
+    listen_option,
     server_endpoint,
 )
 from stowpair.config.loader import load_config
@@ -185,13 +184,9 @@ def _listen(options: StowrsdOptions) -> ListenAddress | None:
             " need -b with --tls-cert and --tls-ca)"
         )
     try:
-        address = parse_listen(text)
-        problem = endpoint_problem(address)
+        return listen_option("listen", text)
     except ValueError as e:
-        problem = str(e)
-    if problem:
-        raise usage.UsageError(f"--listen {text!r}: {problem}")
-    return address
+        raise usage.UsageError(str(e)) from None
 
 
 def _bind(text: str) -> tuple[str, int]:

@@ -194,6 +194,19 @@ def endpoint_problem(address: ListenAddress) -> str | None:
     return None
 
 
+def listen_option(option: str, text: str) -> ListenAddress:
+    """The description given to command-line option ``--{option}``, parsed and built
+    once (the TLS files of ``ssl:`` load); ValueError naming the option and the problem."""
+    try:
+        address = parse_listen(text)
+        problem = endpoint_problem(address)
+    except ValueError as e:
+        problem = str(e)
+    if problem:
+        raise ValueError(f"--{option} {text!r}: {problem}")
+    return address
+
+
 def _reason(error: Exception) -> str:
     text = str(error).strip() or type(error).__name__
     return " ".join(text.split())[:300]
@@ -212,17 +225,7 @@ class ListenOverrides:
         """Both options checked; ValueError naming the option, what is wrong, an example."""
         parsed: dict[str, ListenAddress | None] = {}
         for option, text in (("listen", rest), ("emulator-listen", emulator)):
-            if text is None:
-                parsed[option] = None
-                continue
-            try:
-                address = parse_listen(text)
-                problem = endpoint_problem(address)
-            except ValueError as e:
-                problem = str(e)
-            if problem:
-                raise ValueError(f"--{option} {text!r}: {problem}")
-            parsed[option] = address
+            parsed[option] = None if text is None else listen_option(option, text)
         return cls(parsed["listen"], parsed["emulator-listen"])
 
     def apply(self, config: Config) -> Config:
