@@ -343,8 +343,9 @@ def start_oidc(
     )
     peer = OidcPeer("oidc", process, port, workdir, log_path, realm=realm)
     try:
-        # Node.js and oidc-provider take seconds to load on a busy machine: 15 s flaked.
-        wait_http(f"{peer.issuer}/.well-known/openid-configuration", timeout=60, process=process)
+        # Node.js loading oidc-provider and making an RSA key took over 60 s once, while
+        # a benchmark saturated the machine: 15 s and then 60 s flaked.
+        wait_http(f"{peer.issuer}/.well-known/openid-configuration", timeout=180, process=process)
     except PeerUnavailable as e:
         peer.stop()
         raise PeerUnavailable(f"oidc-provider did not start: {e}\n{peer.log_tail()}") from None
