@@ -65,6 +65,13 @@ def judge(rows: Rows, baseline: Rows | None = None) -> list[dict[str, str]]:
         _ratio(rows, ("S3", "stowpair→stowrsd EVRLE"),
                ("S3", "dcmdjpeg, 2 at a time (xargs -P)"), ips, 1.0,
                "S3 JPEG-LL → EVRLE export ÷ dcmdjpeg 2 at a time"),
+        _ratio(rows, ("D1", "storescu→stowpair SCP"), ("D1", "storescu→orthanc"), ips, 1.0,
+               "D1 storescu→stowpair C-STORE SCP ÷ storescu→Orthanc"),
+        _ratio(rows, ("D2", "stowpair dicom: exporter→storescp"),
+               ("D2", "orthanc C-STORE SCU→storescp"), ips, 1.0,
+               "D2 stowpair dicom: exporter ÷ Orthanc's C-STORE SCU, to storescp"),
+        _ratio(rows, ("C1", "3 nodes, postgresql"), ("C1", "1 node, sqlite"), ips, 0.8,
+               "C1 3 nodes sharing PostgreSQL ÷ 1 node on SQLite, same machine"),
     ]  # fmt: skip
     for scenario, pair, side in CPU_PAIRS:
         key = f"{side}_cpu_s_per_1k"
