@@ -21,6 +21,7 @@ from twisted.python.threadpool import ThreadPool
 
 from stowpair.archive.model import InstanceRecord, QueryResult
 from stowpair.archive.studies import (
+    INSTANCE_SELECT,
     ArchiveCounts,
     StudyQuery,
     StudySummary,
@@ -66,14 +67,6 @@ CREATE INDEX IF NOT EXISTS instance_by_series ON instance(study_uid, series_uid)
 CREATE INDEX IF NOT EXISTS series_by_study ON series(study_uid);
 """
 
-_SELECT = """
-SELECT i.study_uid, i.series_uid, i.sop_instance_uid, i.sop_class_uid,
-       i.transfer_syntax_uid, i.path, i.size, COALESCE(se.modality, ''),
-       COALESCE(st.patient_id, ''), COALESCE(st.study_date, ''), i.source, i.received_time
-FROM instance i
-LEFT JOIN series se ON se.series_uid = i.series_uid
-LEFT JOIN study st ON st.study_uid = i.study_uid
-"""
 
 # Only a real change replaces a row, so re-importing the same files changes nothing
 # (not even received_time).
@@ -211,7 +204,7 @@ class SQLiteIndex:
         )
 
     def _query(self, study_uid: str, series_uid: str, sop_uid: str) -> QueryResult:
-        sql = _SELECT + " WHERE i.study_uid = ?"
+        sql = INSTANCE_SELECT + " WHERE i.study_uid = ?"
         params: list[str] = [study_uid]
         if series_uid != "*":
             sql += " AND i.series_uid = ?"
@@ -227,7 +220,11 @@ class SQLiteIndex:
         return QueryResult(instances=present, missing=missing)
 
     def _get(self, sop_uid: str) -> InstanceRecord | None:
-        row = self._db().execute(_SELECT + " WHERE i.sop_instance_uid = ?", (sop_uid,)).fetchone()
+        row = (
+            self._db()
+            .execute(INSTANCE_SELECT + " WHERE i.sop_instance_uid = ?", (sop_uid,))
+            .fetchone()
+        )
         return None if row is None else _record(row)
 
     def _studies(self, query: StudyQuery) -> list[StudySummary]:

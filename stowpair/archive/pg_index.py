@@ -17,6 +17,7 @@ from twisted.logger import Logger
 
 from stowpair.archive.model import InstanceRecord, QueryResult
 from stowpair.archive.studies import (
+    INSTANCE_SELECT,
     ArchiveCounts,
     StudyQuery,
     StudySummary,
@@ -27,15 +28,6 @@ from stowpair.archive.studies import (
 )
 from stowpair.db.adapter import PostgresDb
 from stowpair.db.postgres import PostgresDatabase
-
-_SELECT = """
-SELECT i.study_uid, i.series_uid, i.sop_instance_uid, i.sop_class_uid,
-       i.transfer_syntax_uid, i.path, i.size, COALESCE(se.modality, ''),
-       COALESCE(st.patient_id, ''), COALESCE(st.study_date, ''), i.source, i.received_time
-FROM instance i
-LEFT JOIN series se ON se.series_uid = i.series_uid
-LEFT JOIN study st ON st.study_uid = i.study_uid
-"""
 
 _UPSERT_STUDY = """
 INSERT INTO study VALUES (?, ?, ?, ?) ON CONFLICT (study_uid) DO UPDATE SET
@@ -132,7 +124,7 @@ class PostgresIndex:
         return new
 
     def _query(self, db: PostgresDb, study: str, series: str, sop: str) -> list[InstanceRecord]:
-        query = _SELECT + " WHERE i.study_uid = ?"
+        query = INSTANCE_SELECT + " WHERE i.study_uid = ?"
         params = [study]
         if series != "*":
             query += " AND i.series_uid = ?"
@@ -160,7 +152,9 @@ class PostgresIndex:
 
     def get(self, sop_uid: str) -> Deferred[InstanceRecord | None]:
         def work(db: PostgresDb) -> InstanceRecord | None:
-            row = db.execute(_SELECT + " WHERE i.sop_instance_uid = ?", [sop_uid]).fetchone()
+            row = db.execute(
+                INSTANCE_SELECT + " WHERE i.sop_instance_uid = ?", [sop_uid]
+            ).fetchone()
             return None if row is None else self._record(row)
 
         return self.database.run(work)

@@ -131,3 +131,15 @@ def summaries(
         )
         for row in rows
     ]
+
+
+#: An instance record with its series' modality and its study's patient and date (both
+#: indexes, SQLite and PostgreSQL); callers add the WHERE clause.
+INSTANCE_SELECT = """
+SELECT i.study_uid, i.series_uid, i.sop_instance_uid, i.sop_class_uid,
+       i.transfer_syntax_uid, i.path, i.size, COALESCE(se.modality, ''),
+       COALESCE(st.patient_id, ''), COALESCE(st.study_date, ''), i.source, i.received_time
+FROM instance i
+LEFT JOIN series se ON se.series_uid = i.series_uid
+LEFT JOIN study st ON st.study_uid = i.study_uid
+"""
