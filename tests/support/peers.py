@@ -106,6 +106,15 @@ class Peer:
                 self.process.kill()
                 self.process.wait()
 
+    def wait_started(self, url: str, what: str, timeout: float | None = None) -> None:
+        """Wait until ``url`` answers; else stop the process and raise PeerUnavailable
+        naming ``what``, with the end of its log."""
+        try:
+            wait_http(url, timeout=timeout, process=self.process)
+        except PeerUnavailable as e:
+            self.stop()
+            raise PeerUnavailable(f"{what} did not start: {e}\n{self.log_tail()}") from None
+
     def log_tail(self, lines: int = 20) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -176,11 +185,7 @@ def start_orthanc(workdir: Path, settings: OrthancServer | None = None) -> Peer:
     users = config.get("RegisteredUsers") or {}
     auth = next(iter(users.items())) if config.get("AuthenticationEnabled") and users else None
     peer = Peer("orthanc", process, port, workdir, log_path, auth)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/system", process=process)
-    except PeerUnavailable as e:
-        peer.stop()
-        raise PeerUnavailable(f"Orthanc did not start: {e}\n{peer.log_tail()}") from None
+    peer.wait_started(f"http://127.0.0.1:{port}/system", "Orthanc")
     return peer
 
 
@@ -342,13 +347,9 @@ def start_oidc(
         "oidc", [node, str(OIDC_PEER / "server.js"), str(workdir / "oidc.json")], workdir
     )
     peer = OidcPeer("oidc", process, port, workdir, log_path, realm=realm)
-    try:
-        # Node.js loading oidc-provider and making an RSA key took over 60 s once, while
-        # a benchmark saturated the machine: 15 s and then 60 s flaked.
-        wait_http(f"{peer.issuer}/.well-known/openid-configuration", timeout=180, process=process)
-    except PeerUnavailable as e:
-        peer.stop()
-        raise PeerUnavailable(f"oidc-provider did not start: {e}\n{peer.log_tail()}") from None
+    # Node.js loading oidc-provider and making an RSA key took over 60 s once, while a
+    # benchmark saturated the machine: 15 s and then 60 s flaked.
+    peer.wait_started(f"{peer.issuer}/.well-known/openid-configuration", "oidc-provider", 180)
     return peer
 
 
@@ -424,9 +425,5 @@ def start_twistd(
     workdir.mkdir(parents=True, exist_ok=True)
     process, log_path = _spawn(tap, [twistd, "-n", "--pidfile=", tap, *args], workdir)
     peer = Peer(tap, process, port, workdir, log_path)
-    try:
-        wait_http(f"http://127.0.0.1:{port}{health_path}", process=process)
-    except PeerUnavailable as e:
-        peer.stop()
-        raise PeerUnavailable(f"twistd {tap} did not start: {e}\n{peer.log_tail()}") from None
+    peer.wait_started(f"http://127.0.0.1:{port}{health_path}", f"twistd {tap}")
     return peer
