@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydicom import config
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
@@ -115,20 +116,35 @@ def _decode_all(ds: Dataset, explicit: bool, as_read: list[Any] | None = None) -
     """
     # The text encoding ``ds[tag]`` would decode with: the one the data set was read with.
     charset = ds.original_character_set
+    # What a cached success also depends on (see _DECODED), the same for every element.
+    context = (
+        charset if isinstance(charset, str) else tuple(charset or ()),
+        config.settings.reading_validation_mode,
+        config.convert_wrong_length_to_UN,
+    )
+    decoded = _DECODED
     for raw in as_read if as_read is not None else [_raw(ds, tag) for tag in ds.keys()]:
         tag = raw.tag
         if isinstance(raw, RawDataElement):
             _check_raw(raw, explicit)
-            if raw.value is None and raw.length:
+            value = raw.value
+            if value is None and raw.length:
                 continue
             if charset and _plain(raw):
                 # The conversion ``ds[tag]`` does, without keeping its result (a third of
                 # the receiver's CPU went to Dataset.__getitem__/__setitem__ bookkeeping):
                 # the few elements used later are converted again when read.
+                key = None
+                if isinstance(value, bytes) and len(value) <= _DECODED_VALUE_MAX:
+                    key = (tag, raw.VR, raw.is_little_endian, value, context)
+                    if key in decoded:
+                        continue  # the same bytes decoded without error before
                 try:
                     convert_raw_data_element(raw, encoding=charset, ds=ds)
                 except Exception as e:  # pydicom raises a wide range on hostile values
                     raise CorruptHeader(f"{_name(tag)} cannot be decoded: {one_line(e)}") from None
+                if key is not None:
+                    _remember(key)
                 continue
         try:
             element = ds[tag]
@@ -137,6 +153,23 @@ def _decode_all(ds: Dataset, explicit: bool, as_read: list[Any] | None = None) -
             raise CorruptHeader(f"{_name(tag)} cannot be decoded: {one_line(e)}") from None
         for item in items:
             _decode_all(item, explicit=False)
+
+
+#: Short element values that decoded without error, keyed by everything the decoding
+#: depends on (tag, VR, byte order, the value's bytes, the text encoding and pydicom's
+#: reading settings): the instances of one study repeat most of their header (patient,
+#: study, series, equipment), so most elements of the next instance are found here and
+#: not converted again. Only successes are kept; a value that failed fails every time.
+#: Bounded: emptied when full. Shared by the storage threads (dict operations are atomic).
+_DECODED: dict[tuple[Any, ...], None] = {}
+_DECODED_MAX = 8192
+_DECODED_VALUE_MAX = 256
+
+
+def _remember(key: tuple[Any, ...]) -> None:
+    if len(_DECODED) >= _DECODED_MAX:
+        _DECODED.clear()
+    _DECODED[key] = None
 
 
 def _plain(raw: RawDataElement) -> bool:

@@ -309,8 +309,10 @@ class _DirectoryBackend:
         pass
 
     def _place(self, temp: Path, dest: Path, header: InstanceHeader) -> InstanceResult:
-        root = self.directory.resolve()
-        if not dest.resolve().is_relative_to(root):  # defence in depth: UIDs are validated
+        # Defence in depth (the UIDs naming ``dest`` are validated): a lexical check, as
+        # resolving both paths cost two lstat per folder level for every instance.
+        root = os.path.normpath(self.directory)
+        if os.path.commonpath((root, os.path.normpath(dest))) != root or dest == self.directory:
             raise StoreError(0x0110, f"refusing to write outside {root}: {dest}")
         replaced = dest.exists()
         place_atomically(temp, dest, self.fsync)
