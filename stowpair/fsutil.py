@@ -25,7 +25,8 @@ def _make_parents(folder: Path) -> list[Path]:
     while not probe.exists():
         missing.append(probe)
         probe = probe.parent
-    folder.mkdir(parents=True, exist_ok=True)
+    if missing:  # the usual case, a folder that exists, costs one stat
+        folder.mkdir(parents=True, exist_ok=True)
     return [m.parent for m in reversed(missing)]
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hyperlink import EncodedURL
 from treq.client import HTTPClient
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -151,6 +152,8 @@ class StowClient:
                 pool=self._pool,
             )
         self._http = HTTPClient(agent)
+        #: Parsed once, as treq would parse the text for every request.
+        self._url = EncodedURL.from_text(webapp.studies_url)
         self.cooperator = cooperator or Cooperator(
             scheduler=lambda f: reactor.callLater(0, f), started=True
         )
@@ -192,9 +195,10 @@ class StowClient:
         all_headers = {**headers, b"Content-Type": body.content_type}
         try:
             holder["request"] = self._http.post(
-                self.webapp.studies_url,
+                self._url,
                 data=body,
                 headers=Headers({k: [v] for k, v in all_headers.items()}),
+                unbuffered=True,  # the body is read once, by _Collector
             )
             response: IResponse = await holder["request"]
             watchdog.touch()
