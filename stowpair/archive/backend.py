@@ -179,7 +179,6 @@ class ArchiveStorage:
     def open_part(self, ctx: RequestContext) -> TempPart:
         # <storage>/.incoming is on the archive's file system: the final rename is atomic.
         part = self._temps.take()
-        part.write_behind = self._run  # large parts are written in the thread pool
         if self.fsync:
             part.sync_ahead = self._run  # large parts go to disk while they arrive
         return part

@@ -23,19 +23,17 @@ An archive backend implements the same five methods and indexes in ``store``.
 
 from __future__ import annotations
 
-import errno
 import itertools
 import os
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Protocol, TypeVar
 
-from twisted.internet.defer import Deferred, fail, succeed
-from twisted.python.failure import Failure
+from twisted.internet.defer import Deferred
 
 from stowpair.fsutil import place_atomically
 from stowpair.receiver.instance import InstanceHeader
@@ -156,14 +154,6 @@ class TempFiles:
 #: this many bytes while it arrives, so that the fsync before its acknowledgement only
 #: waits for the tail (S2, 50 MB instances: the flush overlaps the receiving).
 SYNC_AHEAD = 8 * 1024 * 1024
-#: Once a part has passed this many bytes, the rest of it is written by a storage thread
-#: ("write-behind", see :class:`TempPart`) ...
-WRITE_BEHIND = 1024 * 1024
-#: ... in pieces of at least this many bytes ...
-WRITE_PIECE = 1024 * 1024
-#: ... and the request's socket is not read while more than this many bytes of the part
-#: wait to be written (memory stays bounded when the disk is slower than the network).
-WRITE_BACKLOG = 4 * 1024 * 1024
 
 
 @dataclass
@@ -172,43 +162,16 @@ class TempPart:
 
     With ``sync_ahead`` (a runner of blocking calls), its bytes go to disk while it
     arrives (see :data:`SYNC_AHEAD`); the final fsync stays where it is (durability is
-    decided there, and an error of the early flush shows again then).
-
-    With ``write_behind`` (a runner of blocking calls), a part that passes
-    :data:`WRITE_BEHIND` bytes is written by that runner's thread: :meth:`write` only
-    queues the bytes (the reactor thread spent a fifth of its time of a 50 MB upload in
-    ``write``), one piece at a time, so the file is used by one thread at a time and its
-    bytes stay in order. ``on_backlog(True)`` is called when more than
-    :data:`WRITE_BACKLOG` bytes wait, ``on_backlog(False)`` when they no longer do. A
-    failed write is raised by the next :meth:`write` or by :meth:`finish`.
-    Smaller parts are written at once, as before (a thread hand-off per piece would cost
-    more than the write).
-    """
+    decided there, and an error of the early flush shows again then)."""
 
     path: Path
     file: IO[bytes]
     sync_ahead: BlockingRunner[None] | None = None
-    write_behind: BlockingRunner[None] | None = None
-    on_backlog: Callable[[bool], None] | None = None
     _unsynced: int = 0
     _syncing: bool = False
-    _written: int = 0
-    _behind: bool = False
-    _pending: list[bytes] = field(default_factory=list)
-    _pending_bytes: int = 0
-    #: The piece being written (one at a time), or None.
-    _writing: Deferred[None] | None = None
-    _error: OSError | None = None
-    _over: bool = False
 
     def write(self, data: bytes) -> None:
-        if self._behind:
-            self._queue(data)
-            return
         self.file.write(data)
-        self._written += len(data)
-        if self.write_behind is not None and self._written >= WRITE_BEHIND:
-            self._behind = True  # the rest goes to the thread
         if self.sync_ahead is None:
             return
         self._unsynced += len(data)
@@ -230,111 +193,6 @@ class TempPart:
             self._syncing = False  # a failure repeats in the fsync before the ack
 
         run(sync).addBoth(done)
-
-    # -- write-behind (reactor thread; the pieces are written in the runner's thread)
-
-    def _queue(self, data: bytes) -> None:
-        if self._error is not None:
-            raise self._error
-        self._pending.append(data)
-        self._pending_bytes += len(data)
-        if self._writing is None and self._pending_bytes >= WRITE_PIECE:
-            self._write_piece()
-        self._check_backlog()
-
-    def _check_backlog(self) -> None:
-        over = self._pending_bytes > WRITE_BACKLOG and self._error is None
-        if over != self._over:
-            self._over = over
-            if self.on_backlog is not None:
-                self.on_backlog(over)
-
-    def _write_piece(self, last: bool = False) -> Deferred[None]:
-        assert self.write_behind is not None
-        chunks, self._pending, size = self._pending, [], self._pending_bytes
-        self._pending_bytes = 0
-        self._unsynced += size
-        sync = self.sync_ahead is not None and self._unsynced >= SYNC_AHEAD and not last
-        if sync:
-            self._unsynced = 0
-        file = self.file
-
-        def piece() -> None:
-            file.writelines(chunks)
-            if last:
-                file.close()  # flushes the buffer: a full disk may show here
-            elif sync:
-                file.flush()
-                try:
-                    os.fdatasync(file.fileno())
-                except OSError:
-                    pass  # a failure repeats in the fsync before the acknowledgement
-
-        d = self.write_behind(piece)
-        self._writing = d
-        d.addCallbacks(self._piece_written, self._piece_failed)
-        return d
-
-    def _piece_written(self, _: object) -> None:
-        self._writing = None
-        if self._pending_bytes >= WRITE_PIECE and self._error is None:
-            self._write_piece()
-        self._check_backlog()
-
-    def _piece_failed(self, failure: Failure) -> None:
-        self._writing = None
-        self._pending, self._pending_bytes = [], 0
-        self._error = (
-            failure.value
-            if isinstance(failure.value, OSError)
-            else OSError(errno.EIO, f"writing the part failed: {failure.value!r}")
-        )
-        self._check_backlog()
-
-    async def _finish_behind(self) -> None:
-        while self._writing is not None:
-            await self._writing
-        if self._error is None:
-            await self._write_piece(last=True)  # the tail, then close
-        if self._error is not None:
-            await self._closed_quietly()
-            raise self._error
-
-    async def _closed_quietly(self) -> None:
-        while self._writing is not None:
-            await self._writing
-        self._pending, self._pending_bytes = [], 0
-        self._check_backlog()
-        if self.write_behind is not None and not self.file.closed:
-            await self.write_behind(self._close_ignoring_errors)
-
-    def _close_ignoring_errors(self) -> None:
-        try:
-            self.file.close()
-        except OSError:
-            pass  # flushing the buffer fails again: the file goes anyway
-
-    # -- end of the part (reactor thread) -------------------------------------------
-
-    def finish(self) -> Deferred[None]:
-        """Every byte written and the file closed; fails with the ``OSError`` of a write
-        (the file is closed then too)."""
-        if not self._behind:
-            try:
-                self.close()
-            except OSError as e:
-                return fail(e)
-            return succeed(None)
-        return Deferred.fromCoroutine(self._finish_behind())
-
-    def abandon(self) -> Deferred[None]:
-        """Stop writing and close the file, ignoring errors (the part is not stored; the
-        caller removes the file once this fires). Never fails."""
-        if not self._behind:
-            self._close_ignoring_errors()
-            return succeed(None)
-        self._error = self._error or OSError(errno.ECANCELED, "the part was abandoned")
-        return Deferred.fromCoroutine(self._closed_quietly())
 
     def close(self) -> None:
         if not self.file.closed:
@@ -435,7 +293,6 @@ class _DirectoryBackend:
         # cache. fsync (the slow part) happens in store(), in the thread pool; large
         # parts are flushed ahead while they arrive (TempPart.sync_ahead).
         part = self._temps.take()
-        part.write_behind = self._run  # large parts are written in the thread pool
         if self.fsync:
             part.sync_ahead = self._run
         return part

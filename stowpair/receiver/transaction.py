@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -54,8 +54,6 @@ log = Logger()
 
 #: Pause reading the socket when this many parts wait for their header read or fsync.
 MAX_PENDING = 4
-#: The reason "too many parts in flight" for pausing the socket.
-_PARTS = "parts"
 #: The first bytes of each part are also kept in memory until it ends: when its temp
 #: file cannot be written (full disk), the header still names the failed instance.
 HEAD_BYTES = 64 * 1024
@@ -126,9 +124,7 @@ class StowTransaction:
         self._part: _Part | None = None
         self._pending: list[Deferred[None]] = []
         self._in_flight = 0
-        #: Why reading the socket is paused (too many parts in flight, a part's bytes
-        #: waiting to be written); it resumes when no reason is left.
-        self._holds: set[object] = set()
+        self._paused = False
         self._stopped = False
 
     def feed(self, data: bytes) -> None:
@@ -190,24 +186,8 @@ class StowTransaction:
     def _drop_current(self) -> None:
         part, self._part = self._part, None
         if part is not None and part.temp is not None:
-            self._abandon(part, part.temp)
-
-    def _abandon(self, part: _Part, temp: TempPart) -> None:
-        """Close the part's temp file (once its writes stopped) and remove it."""
-        path = temp.path
-        temp.abandon().addBoth(lambda _: self._storage.discard(path))
-        self._release(part.number)
-
-    def _hold(self, reason: object) -> None:
-        if not self._holds:
-            self._pause()
-        self._holds.add(reason)
-
-    def _release(self, reason: object) -> None:
-        if reason in self._holds:
-            self._holds.discard(reason)
-            if not self._holds:
-                self._resume()
+            part.temp.close()
+            self._storage.discard(part.temp.path)
 
     def _start_part(self, event: PartStarted) -> None:
         self.result.parts += 1
@@ -225,11 +205,6 @@ class StowTransaction:
         except OSError as e:  # e.g. no space left even for an empty file
             part = _Part(event.number, None, ts)
             self._write_failed(part, e)
-        if part.temp is not None:
-            number = part.number
-            part.temp.on_backlog = lambda over: (
-                self._hold(number) if over else self._release(number)
-            )
         if problem and part.problem is None:
             part.problem = InstanceError(CANNOT_UNDERSTAND, f"part {event.number} {problem}")
         self._part = part
@@ -266,49 +241,47 @@ class StowTransaction:
                 f"part {part.number}: "
                 + ("storage is full" if full else f"could not be written ({error.strerror})"),
             )
-        if part.temp is not None:
-            self._abandon(part, part.temp)
+        if part.temp is None:
+            return
+        try:
+            part.temp.close()  # flushing the buffer fails again: the file goes anyway
+        except OSError:
+            pass
+        self._storage.discard(part.temp.path)
 
     def _end_part(self) -> None:
         part, self._part = self._part, None
         if part is None:
             return
+        if part.write_error is None and part.temp is not None:
+            try:
+                part.temp.close()  # flushes the last buffered bytes
+            except OSError as e:
+                self._write_failed(part, e)
         part.roll = self._rng.random()  # drawn in part order: repeatable with --seed
         self._in_flight += 1
-        if self._in_flight > MAX_PENDING:
-            self._hold(_PARTS)
+        if self._in_flight > MAX_PENDING and not self._paused:
+            self._paused = True
+            self._pause()
         head, part.head = bytes(part.head), bytearray()
-        if part.write_error is None and part.temp is not None:
-            written = part.temp.finish()  # the last bytes written (a thread for large parts)
-            written.addErrback(self._finish_failed, part)
-        else:
-            written = succeed(None)
-        d: Deferred[Any] = written.addCallback(lambda _: self._read_header(part, head))
+        temp = part.temp
+        if part.write_error is None and temp is not None:
+            path = temp.path
+            d = self._run(
+                lambda: read_part_header(head, path, part.size, part.number, part.transfer_syntax)
+            )
+        else:  # a failed write always set part.problem: _check refuses before store()
+            temp = None
+            d = self._run(
+                lambda: read_head_header(head, part.size, part.number, part.transfer_syntax)
+            )
         d.addCallbacks(self._check, self._unreadable, callbackArgs=(part,), errbackArgs=(part,))
-        d.addCallback(self._store, part)
+        d.addCallback(self._store, temp)
         d.addCallbacks(self._stored, self._failed, callbackArgs=(part,), errbackArgs=(part,))
         d.addBoth(self._settled)
         self._pending.append(d)
 
-    def _finish_failed(self, failure: Failure, part: _Part) -> None:
-        failure.trap(OSError)
-        error = failure.value
-        assert isinstance(error, OSError)
-        self._write_failed(part, error)
-
-    def _read_header(self, part: _Part, head: bytes) -> Deferred[InstanceHeader]:
-        if part.write_error is None and part.temp is not None:
-            path = part.temp.path
-            return self._run(
-                lambda: read_part_header(head, path, part.size, part.number, part.transfer_syntax)
-            )
-        # a failed write always set part.problem: _check refuses before store()
-        return self._run(
-            lambda: read_head_header(head, part.size, part.number, part.transfer_syntax)
-        )
-
-    def _store(self, header: InstanceHeader, part: _Part) -> Deferred[InstanceResult]:
-        temp = part.temp if part.write_error is None else None
+    def _store(self, header: InstanceHeader, temp: TempPart | None) -> Deferred[InstanceResult]:
         assert temp is not None, "a part without a temp file never passes _check"
         return self._storage.store(temp.path, header, self.ctx)
 
@@ -366,8 +339,9 @@ class StowTransaction:
 
     def _settled(self, _: object) -> None:
         self._in_flight -= 1
-        if self._in_flight <= MAX_PENDING // 2:
-            self._release(_PARTS)
+        if self._paused and self._in_flight <= MAX_PENDING // 2:
+            self._paused = False
+            self._resume()
 
     def _done(self) -> TransactionResult:
         self.result.stored.sort(key=lambda item: item[0])
