@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -75,3 +76,28 @@ def test_damaged_header_is_refused_with_a_reason_or_read(data: bytes) -> None:
                 assert "\n" not in e.message and e.message.startswith("part 1")
             else:
                 assert header.sop_instance_uid.startswith("1.")
+
+
+def test_header_ending_where_memory_ends_is_read_from_file(tmp_path: Path) -> None:
+    """The bytes in memory end exactly before Pixel Data's element header, or inside it:
+    reading got to their end, so the header is read from the file (never refused, never
+    taken as complete from memory alone)."""
+    ds = make_dataset()
+    data = encode(ds)
+    path = tmp_path / "part"
+    path.write_bytes(data)
+    pixels = data.rindex(b"\xe0\x7f\x10\x00")  # (7FE0,0010), little endian
+    opened: list[str] = []
+    real_open = Path.open
+
+    def spy_open(self: Path, *args: object, **kwargs: object) -> object:
+        opened.append(self.name)
+        return real_open(self, *args, **kwargs)  # type: ignore[call-overload]
+
+    for cut in (pixels, pixels + 4):
+        opened.clear()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(Path, "open", spy_open)
+            header = read_part_header(data[:cut], path, len(data), 1, None)
+        assert header.sop_instance_uid == ds.SOPInstanceUID
+        assert opened == ["part", "part"]  # the preamble, then the header
