@@ -18,6 +18,12 @@ The contract (:class:`StorageBackend`), as the receiver uses it for each part:
 5. ``request_done(ctx)`` — once per request, after every store fired: drop any
    per-request state.
 
+A backend may also offer ``place(part_temp, header, ctx)``: what ``store`` does, blocking,
+returning the :class:`InstanceResult` (or raising as ``store`` fails). The receiver then
+reads the header, checks it and places the part in one job of its thread pool (one
+hand-off per part instead of two). stowrsd's backends offer it; the archive's does not
+(it indexes on the reactor thread).
+
 An archive backend implements the same five methods and indexes in ``store``.
 """
 
@@ -248,6 +254,10 @@ class StorageUnavailable(Exception):
         self.retry_after = retry_after
 
 
+#: ``place(part_temp, header, ctx)``: ``store`` without the thread hand-off (blocking).
+BlockingPlace = Callable[[Path, InstanceHeader, RequestContext], "InstanceResult"]
+
+
 class StorageBackend(Protocol):
     """Where received instances go; see the module docstring for the call sequence."""
 
@@ -333,10 +343,13 @@ class UidLayoutStorage(_DirectoryBackend):
     def store(
         self, part_temp: Path, header: InstanceHeader, ctx: RequestContext
     ) -> Deferred[InstanceResult]:
+        return self._run(lambda: self.place(part_temp, header, ctx))
+
+    def place(self, part_temp: Path, header: InstanceHeader, ctx: RequestContext) -> InstanceResult:
         dest = (
             self.directory / header.study_uid / header.series_uid / f"{header.sop_instance_uid}.dcm"
         )
-        return self._run(lambda: self._place(part_temp, dest, header))
+        return self._place(part_temp, dest, header)
 
 
 class UnpackStorage(_DirectoryBackend):
@@ -370,11 +383,11 @@ class UnpackStorage(_DirectoryBackend):
     def store(
         self, part_temp: Path, header: InstanceHeader, ctx: RequestContext
     ) -> Deferred[InstanceResult]:
-        def place() -> InstanceResult:
-            dest = self._folder(ctx) / f"{header.part_number:03d}.dcm"
-            return self._place(part_temp, dest, header)
+        return self._run(lambda: self.place(part_temp, header, ctx))
 
-        return self._run(place)
+    def place(self, part_temp: Path, header: InstanceHeader, ctx: RequestContext) -> InstanceResult:
+        dest = self._folder(ctx) / f"{header.part_number:03d}.dcm"
+        return self._place(part_temp, dest, header)
 
     def request_done(self, ctx: RequestContext) -> None:
         with self._lock:
@@ -391,18 +404,18 @@ class DiscardStorage(_DirectoryBackend):
     def store(
         self, part_temp: Path, header: InstanceHeader, ctx: RequestContext
     ) -> Deferred[InstanceResult]:
-        def drop() -> InstanceResult:
-            part_temp.unlink(missing_ok=True)
-            return InstanceResult(
-                header.sop_class_uid,
-                header.sop_instance_uid,
-                header.study_uid,
-                header.series_uid,
-                None,
-                header.size,
-            )
+        return self._run(lambda: self.place(part_temp, header, ctx))
 
-        return self._run(drop)
+    def place(self, part_temp: Path, header: InstanceHeader, ctx: RequestContext) -> InstanceResult:
+        part_temp.unlink(missing_ok=True)
+        return InstanceResult(
+            header.sop_class_uid,
+            header.sop_instance_uid,
+            header.study_uid,
+            header.series_uid,
+            None,
+            header.size,
+        )
 
 
 LAYOUTS: dict[str, type[_DirectoryBackend]] = {

@@ -41,6 +41,7 @@ from stowpair.receiver.mpr_parser import (
 )
 from stowpair.receiver.settings import ReceiverSettings
 from stowpair.receiver.storage import (
+    BlockingPlace,
     BlockingRunner,
     InstanceResult,
     RequestContext,
@@ -265,6 +266,16 @@ class StowTransaction:
             self._pause()
         head, part.head = bytes(part.head), bytearray()
         temp = part.temp
+        place = getattr(self._storage, "place", None)
+        if part.write_error is None and temp is not None and place is not None:
+            # One thread job reads, checks and places the part: a hand-off to the thread
+            # pool and back less per part than the two below.
+            job_temp = temp
+            d = self._run(lambda: self._read_check_place(head, part, job_temp, place))
+            d.addCallbacks(self._stored, self._failed, callbackArgs=(part,), errbackArgs=(part,))
+            d.addBoth(self._settled)
+            self._pending.append(d)
+            return
         if part.write_error is None and temp is not None:
             path = temp.path
             d = self._run(
@@ -280,6 +291,20 @@ class StowTransaction:
         d.addCallbacks(self._stored, self._failed, callbackArgs=(part,), errbackArgs=(part,))
         d.addBoth(self._settled)
         self._pending.append(d)
+
+    def _read_check_place(
+        self, head: bytes, part: _Part, temp: TempPart, place: BlockingPlace
+    ) -> InstanceResult:
+        """In a thread: what the callbacks below do, for a backend that places blocking."""
+        try:
+            header = read_part_header(head, temp.path, part.size, part.number, part.transfer_syntax)
+        except InstanceError as e:  # as _unreadable: a part refused already keeps its reason
+            if part.problem is None:
+                raise
+            problem = part.problem
+            uids = (e.sop_class_uid, e.sop_instance_uid)
+            raise InstanceError(problem.failure_reason, problem.message, *uids) from None
+        return place(temp.path, self._check(header, part), self.ctx)
 
     def _store(self, header: InstanceHeader, temp: TempPart | None) -> Deferred[InstanceResult]:
         assert temp is not None, "a part without a temp file never passes _check"
