@@ -39,7 +39,7 @@ def decode_header(ds: Dataset, transfer_syntax: str, size: int) -> None:
         deflated, explicit = ts.is_deflated, not ts.is_implicit_VR
     except ValueError:  # not a transfer syntax pydicom knows: it guessed the encoding
         deflated, explicit = False, False
-    as_read = [_raw(ds, tag) for tag in ds.keys()]
+    as_read = list(ds.values())  # as read: RawDataElements, large values left on disk
     if not deflated:  # positions in a deflated data set are not the part's
         _check_end(as_read, size)  # first: decoding replaces the elements as read
     # pydicom reads the whole data set as implicit VR when it starts so (a file whose
@@ -122,21 +122,38 @@ def _decode_all(ds: Dataset, explicit: bool, as_read: list[Any] | None = None) -
         config.settings.reading_validation_mode,
         config.convert_wrong_length_to_UN,
     )
-    decoded = _DECODED
-    for raw in as_read if as_read is not None else [_raw(ds, tag) for tag in ds.keys()]:
+    decoded, known, full_path = _DECODED, _KNOWN_VRS, _FULL_PATH_VRS
+    # Per element, only cheap checks of built-in types come first: this loop runs for
+    # every element of every part (pydicom's tags compare in Python: they are compared,
+    # and put in cache keys, as ints).
+    for raw in as_read if as_read is not None else list(ds.values()):
         tag = raw.tag
         if isinstance(raw, RawDataElement):
-            _check_raw(raw, explicit)
-            value = raw.value
-            if value is None and raw.length:
+            vr, value, length = raw.VR, raw.value, raw.length
+            if (
+                vr is None
+                or vr not in known
+                or (isinstance(value, bytes) and length != _UNDEFINED and len(value) < length)
+            ):
+                _check_raw(raw, explicit)  # raises, or lets an implicit-VR element pass
+            if value is None and length:
                 continue
-            if charset and _plain(raw):
-                # The conversion ``ds[tag]`` does, without keeping its result (a third of
-                # the receiver's CPU went to Dataset.__getitem__/__setitem__ bookkeeping):
-                # the few elements used later are converted again when read.
+            if (
+                charset
+                and vr is not None
+                and vr not in full_path
+                and int(tag) != _SPECIFIC_CHARACTER_SET
+            ):
+                # An element whose decoding is only ``convert_raw_data_element`` (see
+                # _FULL_PATH_VRS): its VR was read (explicit VR; a private element's VR is
+                # then not looked up through its creator) and it is not Specific Character
+                # Set (decoded with the default encoding). The conversion ``ds[tag]`` does,
+                # without keeping its result (a third of the receiver's CPU went to
+                # Dataset.__getitem__/__setitem__ bookkeeping): the few elements used later
+                # are converted again when read.
                 key = None
-                if isinstance(value, bytes) and len(value) <= _DECODED_VALUE_MAX:
-                    key = (tag, raw.VR, raw.is_little_endian, value, context)
+                if type(value) is bytes and len(value) <= _DECODED_VALUE_MAX:
+                    key = (int(tag), vr, raw.is_little_endian, value, context)
                     if key in decoded:
                         continue  # the same bytes decoded without error before
                 try:
@@ -170,15 +187,6 @@ def _remember(key: tuple[Any, ...]) -> None:
     if len(_DECODED) >= _DECODED_MAX:
         _DECODED.clear()
     _DECODED[key] = None
-
-
-def _plain(raw: RawDataElement) -> bool:
-    """An element whose decoding is only ``convert_raw_data_element`` (see _FULL_PATH_VRS):
-    its VR was read (explicit VR; a private element's VR is then not looked up through its
-    creator) and it is not Specific Character Set (decoded with the default encoding)."""
-    return (
-        raw.VR is not None and raw.VR not in _FULL_PATH_VRS and raw.tag != _SPECIFIC_CHARACTER_SET
-    )
 
 
 def _position(element: Any) -> int:
