@@ -310,6 +310,10 @@ class _DirectoryBackend:
     def store(
         self, part_temp: Path, header: InstanceHeader, ctx: RequestContext
     ) -> Deferred[InstanceResult]:
+        return self._run(lambda: self.place(part_temp, header, ctx))
+
+    def place(self, part_temp: Path, header: InstanceHeader, ctx: RequestContext) -> InstanceResult:
+        """``store`` without the thread hand-off (blocking): each layout's own."""
         raise NotImplementedError
 
     def discard(self, part_temp: Path) -> Deferred[None]:
@@ -339,11 +343,6 @@ class _DirectoryBackend:
 
 class UidLayoutStorage(_DirectoryBackend):
     """``<directory>/<StudyUID>/<SeriesUID>/<SOPInstanceUID>.dcm`` (the default)."""
-
-    def store(
-        self, part_temp: Path, header: InstanceHeader, ctx: RequestContext
-    ) -> Deferred[InstanceResult]:
-        return self._run(lambda: self.place(part_temp, header, ctx))
 
     def place(self, part_temp: Path, header: InstanceHeader, ctx: RequestContext) -> InstanceResult:
         dest = (
@@ -380,11 +379,6 @@ class UnpackStorage(_DirectoryBackend):
                     millis += 1
             return folder
 
-    def store(
-        self, part_temp: Path, header: InstanceHeader, ctx: RequestContext
-    ) -> Deferred[InstanceResult]:
-        return self._run(lambda: self.place(part_temp, header, ctx))
-
     def place(self, part_temp: Path, header: InstanceHeader, ctx: RequestContext) -> InstanceResult:
         dest = self._folder(ctx) / f"{header.part_number:03d}.dcm"
         return self._place(part_temp, dest, header)
@@ -400,11 +394,6 @@ class DiscardStorage(_DirectoryBackend):
     def open_part(self, ctx: RequestContext) -> TempPart:
         part = self._temps.take()
         return HeadOnlyTempPart(part.path, part.file)
-
-    def store(
-        self, part_temp: Path, header: InstanceHeader, ctx: RequestContext
-    ) -> Deferred[InstanceResult]:
-        return self._run(lambda: self.place(part_temp, header, ctx))
 
     def place(self, part_temp: Path, header: InstanceHeader, ctx: RequestContext) -> InstanceResult:
         part_temp.unlink(missing_ok=True)

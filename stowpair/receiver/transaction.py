@@ -265,46 +265,42 @@ class StowTransaction:
             self._paused = True
             self._pause()
         head, part.head = bytes(part.head), bytearray()
-        temp = part.temp
+        # a failed write always set part.problem: _check refuses before anything is stored
+        temp = part.temp if part.write_error is None else None
         place = getattr(self._storage, "place", None)
-        if part.write_error is None and temp is not None and place is not None:
+        if temp is not None and place is not None:
             # One thread job reads, checks and places the part: a hand-off to the thread
-            # pool and back less per part than the two below.
-            job_temp = temp
-            d = self._run(lambda: self._read_check_place(head, part, job_temp, place))
-            d.addCallbacks(self._stored, self._failed, callbackArgs=(part,), errbackArgs=(part,))
-            d.addBoth(self._settled)
-            self._pending.append(d)
-            return
-        if part.write_error is None and temp is not None:
-            path = temp.path
-            d = self._run(
-                lambda: read_part_header(head, path, part.size, part.number, part.transfer_syntax)
-            )
-        else:  # a failed write always set part.problem: _check refuses before store()
-            temp = None
-            d = self._run(
-                lambda: read_head_header(head, part.size, part.number, part.transfer_syntax)
-            )
-        d.addCallbacks(self._check, self._unreadable, callbackArgs=(part,), errbackArgs=(part,))
-        d.addCallback(self._store, temp)
+            # pool and back less per part than the three steps below.
+            placing = temp
+            d = self._run(lambda: self._read_check_place(head, part, placing, place))
+        else:
+            d = self._run(lambda: self._read(head, part, temp))
+            d.addCallback(self._check, part)
+            d.addCallback(self._store, temp)
         d.addCallbacks(self._stored, self._failed, callbackArgs=(part,), errbackArgs=(part,))
         d.addBoth(self._settled)
         self._pending.append(d)
 
-    def _read_check_place(
-        self, head: bytes, part: _Part, temp: TempPart, place: BlockingPlace
-    ) -> InstanceResult:
-        """In a thread: what the callbacks below do, for a backend that places blocking."""
+    def _read(self, head: bytes, part: _Part, temp: TempPart | None) -> InstanceHeader:
+        """In a thread: the part's header (from its first bytes alone when its temp file
+        failed). A header that cannot be read because the part was already refused (cut
+        at --max-part-size, disk full) keeps the reason it was refused for."""
         try:
-            header = read_part_header(head, temp.path, part.size, part.number, part.transfer_syntax)
-        except InstanceError as e:  # as _unreadable: a part refused already keeps its reason
+            if temp is None:
+                return read_head_header(head, part.size, part.number, part.transfer_syntax)
+            return read_part_header(head, temp.path, part.size, part.number, part.transfer_syntax)
+        except InstanceError as e:
             if part.problem is None:
                 raise
             problem = part.problem
             uids = (e.sop_class_uid, e.sop_instance_uid)
             raise InstanceError(problem.failure_reason, problem.message, *uids) from None
-        return place(temp.path, self._check(header, part), self.ctx)
+
+    def _read_check_place(
+        self, head: bytes, part: _Part, temp: TempPart, place: BlockingPlace
+    ) -> InstanceResult:
+        """In a thread: read, check and place, for a backend that places blocking."""
+        return place(temp.path, self._check(self._read(head, part, temp), part), self.ctx)
 
     def _store(self, header: InstanceHeader, temp: TempPart | None) -> Deferred[InstanceResult]:
         assert temp is not None, "a part without a temp file never passes _check"
@@ -341,15 +337,6 @@ class StowTransaction:
                 *uids,
             )
         return header
-
-    def _unreadable(self, failure: Failure, part: _Part) -> Failure:
-        """A header that cannot be read because the part was already refused (cut at
-        --max-part-size, disk full) keeps the reason it was refused for."""
-        e = failure.value
-        if part.problem is not None and isinstance(e, InstanceError):
-            uids = (e.sop_class_uid, e.sop_instance_uid)
-            return Failure(InstanceError(part.problem.failure_reason, part.problem.message, *uids))
-        return failure
 
     def _stored(self, result: InstanceResult, part: _Part) -> None:
         self.result.stored.append((part.number, result))
