@@ -27,6 +27,17 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def receiver_rss(pid: int) -> dict[str, float]:
+    """Peak RSS of a receiver and, when it has helper processes (stowrsd's header
+    workers and the process that forks them), the largest of theirs and the sum of all."""
+    out = {"receiver_rss_mb": peak_rss_mb(pid)}
+    helpers = [peak_rss_mb(p) for p in _descendants(pid)]
+    if helpers:
+        out["header_worker_rss_mb"] = max(helpers)
+        out["receiver_total_rss_mb"] = out["receiver_rss_mb"] + sum(helpers)
+    return out
+
+
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -191,7 +202,7 @@ class OrthancToStowrsd(_OrthancSource, _StowrsdReceiver):
             **rate(seconds, self.files),
             **cpu,
             "sender_rss_mb": peak_rss_mb(self.source.process.pid),
-            "receiver_rss_mb": peak_rss_mb(self.receiver.process.pid),
+            **receiver_rss(self.receiver.process.pid),
         }
 
 
@@ -224,7 +235,7 @@ class DicomwebClientToStowrsd(Pair, _StowrsdReceiver):
             **rate(seconds, self.files),
             **cpu,
             "sender_rss_mb": sender,
-            "receiver_rss_mb": peak_rss_mb(self.receiver.process.pid),
+            **receiver_rss(self.receiver.process.pid),
         }
 
     def teardown(self) -> None:
@@ -505,12 +516,16 @@ def _descendants(pid: int) -> list[int]:
     found, todo = [], [pid]
     while todo:
         parent = todo.pop()
-        try:
-            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-        except OSError:
-            continue
-        found += [int(c) for c in children]
-        todo += [int(c) for c in children]
+        children: list[int] = []
+        # every thread's children: a process started from a thread (stowrsd's header
+        # workers, from a storage thread) is listed under that thread only
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                children += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+        found += children
+        todo += children
     return found
 
 
@@ -537,7 +552,7 @@ class StowpairToStowrsd(_StowpairSender, _StowrsdReceiver):
             **rate(seconds, self.files),
             **cpu,
             **self.sender_rss(),
-            "receiver_rss_mb": peak_rss_mb(self.receiver.process.pid),
+            **receiver_rss(self.receiver.process.pid),
         }
 
     def teardown(self) -> None:
@@ -643,7 +658,7 @@ class ConcurrentClients(Pair, _StowrsdReceiver):
             **cpu,
             "errors": float(len(errors)),
             "stored": float(stored),
-            "receiver_rss_mb": peak_rss_mb(self.receiver.process.pid),
+            **receiver_rss(self.receiver.process.pid),
         }
 
     def teardown(self) -> None:

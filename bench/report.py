@@ -30,6 +30,8 @@ Result = dict[str, Any]
 #: Figures of a row besides the columns, with how they are written.
 OTHER = {
     "transcode_worker_rss_mb": "transcoding worker peak RSS {:.0f} MB",
+    "header_worker_rss_mb": "header worker peak RSS {:.0f} MB",
+    "receiver_total_rss_mb": "stowrsd with its workers {:.0f} MB",
     "page_ms": "first page {:.1f} ms",
     "count_ms": "/count {:.1f} ms",
 }

@@ -110,6 +110,7 @@ def _peak_rss(rows: Rows) -> dict[str, str]:
         for key, mine in (
             ("sender_rss_mb", row["pair"].startswith("stowpair")),
             ("receiver_rss_mb", "→stowrsd" in row["pair"] or "→stowpair" in row["pair"]),
+            ("header_worker_rss_mb", "→stowrsd" in row["pair"]),
         ):
             value = median(rows, row["scenario"], row["pair"], key)
             if mine and value is not None:
@@ -127,7 +128,12 @@ def _s8(rows: Rows) -> list[dict[str, str]]:
     if row is None or not row["runs"]:
         return [_check(figure, "not measured", target, None)]
     rate = median(rows, "S8", row["pair"], "instances_per_s") or 0.0
-    rss = median(rows, "S8", row["pair"], "receiver_rss_mb") or 0.0
+    # stowrsd with its header workers, all added up (shared pages counted in each)
+    rss = (
+        median(rows, "S8", row["pair"], "receiver_total_rss_mb")
+        or median(rows, "S8", row["pair"], "receiver_rss_mb")
+        or 0.0
+    )
     s1 = median(rows, "S1", "orthanc→stowrsd", "instances_per_s")
     most_errors = max(r.get("errors", 0.0) for r in row["runs"])
     measured = (

@@ -34,6 +34,7 @@ from stowpair.receiver.endpoints import (
     stowrsd_settings,
     tls_problem,
 )
+from stowpair.receiver.header_workers import parse_count
 from stowpair.startup import startup_problems
 
 LISTEN_HELP = (
@@ -140,6 +141,12 @@ class StowrsdOptions(usage.Options):
         ["idle-timeout", None, "60", "Seconds of silence after which a connection closes."],
         ["json-log", None, "var/log/stowrsd.json", "JSON-lines log file; '-' disables it."],
         ["log-level", None, "info", "Console log level: debug, info, warn, error, critical."],
+        [
+            "header-workers",
+            None,
+            "auto",
+            "Processes reading headers (auto: one per core; 0: none).",
+        ],
     ]
 
     def postOptions(self) -> None:
@@ -154,6 +161,7 @@ class StowrsdOptions(usage.Options):
         try:
             self["settings"] = stowrsd_settings(self)
             self["timeouts"] = client_timeouts(self)
+            self["header-worker-count"] = parse_count(self["header-workers"])
         except ValueError as e:
             raise usage.UsageError(str(e)) from None
         log = None if self["json-log"] == "-" else Path(self["json-log"])
@@ -234,4 +242,5 @@ def make_stowrsd_service(options: StowrsdOptions) -> IService:
         timeouts=options["timeouts"],
         json_log=None if options["json-log"] == "-" else Path(options["json-log"]),
         auth=auth,
+        header_workers=options["header-worker-count"],
     )

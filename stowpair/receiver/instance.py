@@ -40,7 +40,9 @@ class InstanceHeader:
     """What the receiver learned from a part: validated UIDs and the header data set.
 
     ``dataset`` is the header without Pixel Data (File Meta in ``dataset.file_meta``
-    when present); the archive reads Modality, Patient ID, Study Date from it.
+    when present); the archive reads Modality, Patient ID, Study Date from it. It is
+    empty when a header worker read the part (stowpair.receiver.header_workers): stowrsd's
+    layouts need only the UIDs.
     """
 
     sop_class_uid: str
@@ -157,6 +159,11 @@ def read_instance_header(path: Path, part_number: int, part_ts: str | None) -> I
     0xA900 when a required UID is missing, invalid or contradicts the File Meta.
     """
     return _header(lambda: path.open("rb"), path.stat().st_size, part_number, part_ts)
+
+
+#: The signature of :func:`read_part_header` (head, temp file, size, part number, the
+#: part's transfer-syntax parameter).
+PartHeaderReader = Callable[[bytes, Path, int, int, "str | None"], "InstanceHeader"]
 
 
 def read_part_header(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +25,7 @@ from stowpair.config.model import ClientTimeouts, EmulatorConfig
 from stowpair.logs import escape_console, register_events
 from stowpair.metrics.registry import Metrics, MetricsResource, MetricsService
 from stowpair.process import ProcessService, StartupError
+from stowpair.receiver.header_workers import HeaderWorkers
 from stowpair.receiver.request import StreamingRequest
 from stowpair.receiver.resource import StowResource
 from stowpair.receiver.settings import ReceiverSettings
@@ -34,7 +36,12 @@ from stowpair.web.listen import describe, hold_until, listen
 
 T = TypeVar("T")
 
-register_events({"storage.stale": ("role", "problem")})
+register_events(
+    {
+        "storage.stale": ("role", "problem"),
+        "receiver.header_worker.replaced": ("role", "pid", "exitcode"),
+    }
+)
 
 
 class _Root(Resource):
@@ -88,6 +95,7 @@ class ReceiverService(Service):
         threads: int = 4,
         timeouts: ClientTimeouts | None = None,
         metrics: Metrics | None = None,
+        header_workers: int = 0,
     ) -> None:
         self.reactor = reactor
         self.endpoint = endpoint
@@ -103,6 +111,11 @@ class ReceiverService(Service):
             raise StartupError(
                 f"cannot create the {role} directory {e.filename}: {e.strerror}"
             ) from None
+        self.header_workers = (
+            HeaderWorkers(header_workers, self._worker_replaced) if header_workers else None
+        )
+        if self.header_workers is not None and getattr(self.storage, "place", None):
+            settings = replace(settings, header_workers=self.header_workers)
         self.resource = StowResource(
             settings, self.storage, reactor, self.run_blocking, random.Random(settings.faults.seed)
         )
@@ -122,11 +135,24 @@ class ReceiverService(Service):
         self.bind()  # first: a process whose port is busy stops before touching files
         self.pool.start()
         waits = [self.run_blocking(self.storage.remove_stale).addCallback(self._stale_removed)]
+        if self.header_workers is not None:
+            waits.append(self.run_blocking(self.header_workers.start))
         validator = self.resource.settings.bearer_validator
         if validator is not None:  # loading the keys never fails
             waits.append(validator.keys.refresh())
         ready = DeferredList(waits, consumeErrors=True)
         ready.addCallback(lambda _: self._ready.callback(None))
+
+    def _worker_replaced(self, pid: int, exitcode: int | None) -> None:
+        """In a storage thread: a header worker was gone (its part was read in the thread)."""
+        self.reactor.callFromThread(
+            self.log.warn,
+            "{role}: header worker {pid} ended (exit code {exitcode}); a new one replaces it",
+            role=self.role,
+            pid=pid,
+            exitcode=exitcode,
+            event="receiver.header_worker.replaced",
+        )
 
     def _stale_removed(self, outcome: tuple[int, list[str]]) -> None:
         for problem in outcome[1]:
@@ -175,12 +201,17 @@ class ReceiverService(Service):
         if self.port is not None:
             d = Deferred.fromCoroutine(self._stop(self.port))
         else:
-            self.pool.stop()
+            self._stop_pools()
         return d
 
     async def _stop(self, port: IListeningPort) -> None:
         await maybeDeferred(port.stopListening)
-        self.pool.stop()
+        self._stop_pools()
+
+    def _stop_pools(self) -> None:
+        self.pool.stop()  # joins the storage threads: no part is being read any more
+        if self.header_workers is not None:
+            self.header_workers.stop()
 
 
 def emulator_service(cfg: EmulatorConfig, reactor: Any) -> ReceiverService:
@@ -215,6 +246,7 @@ def stowrsd_process(
     timeouts: ClientTimeouts | None = None,
     json_log: Path | None = None,
     auth: str | None = None,
+    header_workers: int = 0,
 ) -> ProcessService:
     """The service tree of ``twistd -n stowrsd``: the process (JSON log, start and stop
     events), ``/metrics``, and one receiver on ``endpoint`` (``bind`` and ``auth`` say
@@ -224,6 +256,7 @@ def stowrsd_process(
     summary: dict[str, Any] = {
         "bind": bind,
         "layout": layout,
+        "header_workers": header_workers,
         "directory": str(directory),
         "path": settings.path,
     }
@@ -242,6 +275,7 @@ def stowrsd_process(
             fsync=fsync,
             timeouts=timeouts,
             metrics=metrics,
+            header_workers=header_workers,
         )
     except StartupError as e:
         raise SystemExit(f"stowrsd: {e}") from None

@@ -14,6 +14,7 @@ from stowpair.receiver.mpr_parser import Limits
 
 if TYPE_CHECKING:
     from stowpair.auth.jwt_validator import TokenValidator
+    from stowpair.receiver.header_workers import HeaderWorkers
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,9 @@ class ReceiverSettings:
     refuse_cross_site: bool = False
     #: How people set ``max_request_size`` here, named in 413 answers.
     max_request_size_option: str = "--max-request-size"
+    #: Worker processes reading part headers for layouts that need only the UIDs
+    #: (stowrsd's); None = read in the storage threads.
+    header_workers: HeaderWorkers | None = None
 
     @property
     def path_segments(self) -> tuple[bytes, ...]:

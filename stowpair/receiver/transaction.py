@@ -27,6 +27,7 @@ from stowpair.receiver.instance import (
     TRANSFER_SYNTAX_NOT_SUPPORTED,
     InstanceError,
     InstanceHeader,
+    PartHeaderReader,
     read_head_header,
     read_part_header,
 )
@@ -127,6 +128,9 @@ class StowTransaction:
         self._in_flight = 0
         self._paused = False
         self._stopped = False
+        self._workers = settings.header_workers
+        if self._workers is not None:
+            self._workers.receiving += 1
 
     def feed(self, data: bytes) -> None:
         """Consume body bytes; syntax errors are recorded, never raised."""
@@ -153,7 +157,7 @@ class StowTransaction:
                 self._parser.close()
             except MultipartError as e:
                 self._syntax_error(e)
-            self._stopped = True
+            self._stop()
         result = self.result
         if result.syntax_error is None and result.limit_error is None and result.parts == 0:
             result.syntax_error = "the multipart body holds no parts"
@@ -162,8 +166,13 @@ class StowTransaction:
 
     def abort(self) -> None:
         """Stop: drop the part being received (parts already ended still settle)."""
-        self._stopped = True
+        self._stop()
         self._drop_current()
+
+    def _stop(self) -> None:
+        if not self._stopped and self._workers is not None:
+            self._workers.receiving -= 1
+        self._stopped = True
 
     def stop_at_limit(self, limit: int) -> None:
         """The body passes ``limit`` bytes: drop the part being received and read no
@@ -272,7 +281,11 @@ class StowTransaction:
             # One thread job reads, checks and places the part: a hand-off to the thread
             # pool and back less per part than the three steps below.
             placing = temp
-            d = self._run(lambda: self._read_check_place(head, part, placing, place))
+            workers = self._workers
+            read: PartHeaderReader = read_part_header
+            if workers is not None and workers.busy(self._parser.complete):
+                read = workers.read
+            d = self._run(lambda: self._read_check_place(head, part, placing, place, read))
         else:
             d = self._run(lambda: self._read(head, part, temp))
             d.addCallback(self._check, part)
@@ -280,15 +293,24 @@ class StowTransaction:
         d.addCallbacks(self._stored, self._failed, callbackArgs=(part,), errbackArgs=(part,))
         d.addBoth(self._settled)
         self._pending.append(d)
+        if self._workers is not None:
+            self._workers.parts += 1
+            d.addBoth(self._workers.settled)
 
-    def _read(self, head: bytes, part: _Part, temp: TempPart | None) -> InstanceHeader:
+    def _read(
+        self,
+        head: bytes,
+        part: _Part,
+        temp: TempPart | None,
+        read: PartHeaderReader = read_part_header,
+    ) -> InstanceHeader:
         """In a thread: the part's header (from its first bytes alone when its temp file
         failed). A header that cannot be read because the part was already refused (cut
         at --max-part-size, disk full) keeps the reason it was refused for."""
         try:
             if temp is None:
                 return read_head_header(head, part.size, part.number, part.transfer_syntax)
-            return read_part_header(head, temp.path, part.size, part.number, part.transfer_syntax)
+            return read(head, temp.path, part.size, part.number, part.transfer_syntax)
         except InstanceError as e:
             if part.problem is None:
                 raise
@@ -297,10 +319,11 @@ class StowTransaction:
             raise InstanceError(problem.failure_reason, problem.message, *uids) from None
 
     def _read_check_place(
-        self, head: bytes, part: _Part, temp: TempPart, place: BlockingPlace
+        self, head: bytes, part: _Part, temp: TempPart, place: BlockingPlace, read: PartHeaderReader
     ) -> InstanceResult:
-        """In a thread: read, check and place, for a backend that places blocking."""
-        return place(temp.path, self._check(self._read(head, part, temp), part), self.ctx)
+        """In a thread: read (with ``read``), check and place, for a backend that places
+        blocking (these need only the UIDs: the header may be read by a worker process)."""
+        return place(temp.path, self._check(self._read(head, part, temp, read), part), self.ctx)
 
     def _store(self, header: InstanceHeader, temp: TempPart | None) -> Deferred[InstanceResult]:
         assert temp is not None, "a part without a temp file never passes _check"

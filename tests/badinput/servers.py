@@ -83,10 +83,12 @@ def start_stowrsd(
     root: Path,
     idle: float = IDLE_TIMEOUT,
     timeouts: ClientTimeouts | None = None,
+    header_workers: int = 0,
     **settings: Any,
 ) -> Iterator[Target]:
     """stowrsd (uid layout, no fsync, ``/metrics`` as the tap has it) under
-    ``root/store``; yields, then stops it."""
+    ``root/store``, with ``header_workers`` processes reading headers; yields, then stops
+    it."""
     storage = root / "store"
     endpoint = TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1")
     service = ReceiverService(
@@ -97,6 +99,7 @@ def start_stowrsd(
         fsync=False,
         timeouts=timeouts,
         metrics=Metrics(receiver_only=True),
+        header_workers=header_workers,
     )
     service.site.timeOut = idle
     service.startService()

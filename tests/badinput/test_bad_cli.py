@@ -81,6 +81,10 @@ def _cases(tmp: Path, busy: int) -> dict[str, Case]:
         "seed": Case([*stowrsd, "--seed", "x"], "--seed 'x'"),
         "syntax": Case([*stowrsd, "--accept-transfer-syntax", "Foo"], "unknown transfer syntax"),
         "ignore-unpack": Case([*stowrsd, "--ignore", "--unpack"], "exclude each other"),
+        "header-workers": Case([*stowrsd, "--header-workers", "many"], "--header-workers 'many'"),
+        "header-workers-range": Case(
+            [*stowrsd, "--header-workers", "65"], "--header-workers '65': expected auto"
+        ),
         "unknown-option": Case([*stowrsd, "--bogus"], "--bogus not recognized"),
         "tls-missing": Case([*stowrsd, "--tls-cert", str(tmp / "none.pem")], "cannot read"),
         "tls-not-pem": Case([*stowrsd, "--tls-cert", a_file], "--tls-cert"),

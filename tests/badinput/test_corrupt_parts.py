@@ -108,12 +108,15 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module", params=["stowrsd", "ingest"])
+@pytest.fixture(scope="module", params=["stowrsd", "stowrsd-header-workers", "ingest"])
 def target(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Target]:
     root = tmp_path_factory.mktemp(request.param)
-    yield from (start_stowrsd(root) if request.param == "stowrsd" else start_stowpair(root))
+    if request.param == "ingest":
+        yield from start_stowpair(root)
+    else:
+        yield from start_stowrsd(root, header_workers=2 if "workers" in request.param else 0)
 
 
 def stow(target: Target, *parts: bytes) -> bytes:
@@ -141,6 +144,8 @@ async def test_bad_part_fails_alone_with_its_reason(
     case = CASES[name]
     good, bad = fresh_uids(), fresh_uids()
     log_watcher.take()
+    workers = getattr(target.service, "header_workers", None)
+    offloaded = workers.offloaded if workers is not None else 0
     r = await target.send(stow(target, instance(good), case.make(bad)))
     assert r.status == 202, (r.status, r.body[:300])
     response = parse_json(r.body)
@@ -152,6 +157,8 @@ async def test_bad_part_fails_alone_with_its_reason(
     warnings = [v.decode() for v in r.header(b"warning")]
     assert len(warnings) == 1 and case.words in warnings[0], warnings
     assert log_watcher.take() == []
+    if workers is not None:  # the valid part was in flight: a worker read the bad one
+        assert workers.offloaded == offloaded + 1
     await target.settle()
     stored = {p.name for p in target.storage.glob("*/*/*.dcm")}
     assert f"{good.sop_instance}.dcm" in stored

@@ -21,7 +21,9 @@ PREFIX = "/stowrs"
 
 @pytest.fixture(scope="module")
 def stowrsd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    yield from start_stowrsd(tmp_path_factory.mktemp("stowrsd"))
+    # with header workers, as ``twistd -n stowrsd`` runs on a machine of two cores or more:
+    # a part that ends while others are in flight is read by a worker, the others in a thread
+    yield from start_stowrsd(tmp_path_factory.mktemp("stowrsd"), header_workers=2)
 
 
 @pytest.fixture(autouse=True)
