@@ -27,14 +27,30 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def pss_mb(pid: int) -> float:
+    """Proportional set size (Pss of /proc/<pid>/smaps_rollup) now, in MB: the process's
+    resident pages, each page shared with other processes counted as its share."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 def receiver_rss(pid: int) -> dict[str, float]:
     """Peak RSS of a receiver and, when it has helper processes (stowrsd's header
-    workers and the process that forks them), the largest of theirs and the sum of all."""
+    workers, the process that forks them, multiprocessing's resource tracker), the largest
+    helper's peak RSS and the receiver's total: its own peak RSS plus the helpers' PSS at
+    the end of the timed part. Adding the helpers' RSS would count the pages the workers
+    share with the process they were forked from once per worker; the kernel keeps no
+    peak of PSS, and the helpers' memory does not grow with the load."""
     out = {"receiver_rss_mb": peak_rss_mb(pid)}
-    helpers = [peak_rss_mb(p) for p in _descendants(pid)]
+    helpers = _descendants(pid)
     if helpers:
-        out["header_worker_rss_mb"] = max(helpers)
-        out["receiver_total_rss_mb"] = out["receiver_rss_mb"] + sum(helpers)
+        out["header_worker_rss_mb"] = max(peak_rss_mb(p) for p in helpers)
+        out["receiver_total_mb"] = out["receiver_rss_mb"] + sum(pss_mb(p) for p in helpers)
     return out
 
 

@@ -31,7 +31,8 @@ Result = dict[str, Any]
 OTHER = {
     "transcode_worker_rss_mb": "transcoding worker peak RSS {:.0f} MB",
     "header_worker_rss_mb": "header worker peak RSS {:.0f} MB",
-    "receiver_total_rss_mb": "stowrsd with its workers {:.0f} MB",
+    "receiver_total_rss_mb": "stowrsd with its workers (sum of peak RSS) {:.0f} MB",
+    "receiver_total_mb": "stowrsd with its workers (peak RSS + their PSS) {:.0f} MB",
     "page_ms": "first page {:.1f} ms",
     "count_ms": "/count {:.1f} ms",
 }

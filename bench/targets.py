@@ -128,9 +128,9 @@ def _s8(rows: Rows) -> list[dict[str, str]]:
     if row is None or not row["runs"]:
         return [_check(figure, "not measured", target, None)]
     rate = median(rows, "S8", row["pair"], "instances_per_s") or 0.0
-    # stowrsd with its header workers, all added up (shared pages counted in each)
+    # stowrsd's peak RSS plus its header workers' share (bench/pairs.py receiver_rss)
     rss = (
-        median(rows, "S8", row["pair"], "receiver_total_rss_mb")
+        median(rows, "S8", row["pair"], "receiver_total_mb")
         or median(rows, "S8", row["pair"], "receiver_rss_mb")
         or 0.0
     )

@@ -64,14 +64,10 @@ def _answer(head: bytes, path: str, size: int, number: int, ts: str | None) -> t
         return ("refused", e.failure_reason, e.message, e.sop_class_uid, e.sop_instance_uid)
     except Exception:  # e.g. the temp file could not be read: the thread reads it again
         return ("unanswered",)  # and fails it as it fails any part it cannot read
-    return (
-        "ok",
-        h.sop_class_uid,
-        h.sop_instance_uid,
-        h.study_uid,
-        h.series_uid,
-        h.transfer_syntax_uid,
-    )
+    # plain str: pydicom's UID (a str subclass) validates itself again when unpickled,
+    # which was most of the receiving thread's cost of a hand-off
+    uids = (h.sop_class_uid, h.sop_instance_uid, h.study_uid, h.series_uid, h.transfer_syntax_uid)
+    return ("ok", *map(str, uids))
 
 
 @dataclass

@@ -95,6 +95,8 @@ def test_a_worker_reads_what_the_thread_reads(workers: HeaderWorkers, tmp_path: 
     assert got == _verdict(read_part_header, data, tmp_path)
     assert got[0] == "read" and got[2] == f"{_ROOT}.1.1"
     assert workers.offloaded == before + 1
+    # plain str crosses the pipe: pydicom's UID validates itself again when unpickled
+    assert all(type(uid) is str for uid in got[1:6])
 
 
 def test_a_header_longer_than_what_is_sent_is_read_from_the_file(
