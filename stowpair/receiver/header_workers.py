@@ -1,12 +1,14 @@
 """Reading part headers in worker processes, so that stowrsd's parsing uses more than
 the one core its Python interpreter can (the GIL).
 
-A storage thread hands a part's first bytes (and the path of its temp file, read only
-when the header goes on past them) to an idle worker over a pipe and waits for the
-answer: the UIDs, or the reason the part is refused, exactly as
+A storage thread hands a part's first bytes (the 16 KB the receiver keeps) and the path
+of its temp file (read only when the header goes on past them) to an idle worker over a
+pipe and waits for the answer: the UIDs, or the reason the part is refused, exactly as
 :func:`~stowpair.receiver.instance.read_part_header` gives them in the thread. The
 waiting thread holds no lock, so the reactor thread and the other storage threads run
-meanwhile.
+meanwhile. Workers are forked from Python's ``forkserver``, which has loaded this module
+(and pydicom with it). The forkserver is one per process and is shared with stowpair's
+transcoding workers when a process has both: what it loads must suit both.
 
 Nothing is lost when a worker is gone (killed, out of memory): the part is read in the
 thread as before and a new worker takes its place. A worker ends when its pipe closes,
@@ -38,8 +40,6 @@ T = TypeVar("T")
 #: What a worker is asked: head bytes, temp file path, size, part number, part's
 #: transfer-syntax parameter.
 _Request = tuple[bytes, str, int, int, str | None]
-#: Head bytes sent to a worker: headers are a few KB; a longer one is read from the file.
-_SENT = 16 * 1024
 
 
 def _serve(conn: Connection) -> None:
@@ -180,7 +180,7 @@ class HeaderWorkers:
         worker = self._idle.get()
         self.offloaded += 1
         try:
-            worker.conn.send_bytes(pickle.dumps((head[:_SENT], str(path), size, number, ts)))
+            worker.conn.send_bytes(pickle.dumps((head, str(path), size, number, ts)))
             answer = pickle.loads(worker.conn.recv_bytes())
         except (EOFError, OSError):
             self._idle.put(self._replace(worker))

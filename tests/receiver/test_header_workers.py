@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from stowpair.receiver.header_workers import HeaderWorkers, default_count, parse_count
 from stowpair.receiver.instance import InstanceError, read_part_header
+from stowpair.receiver.transaction import HEAD_BYTES
 from tests.badinput.dicomparts import CT_IMAGE, Uids, element, instance
 from tests.support.peers import free_port
 
@@ -40,7 +41,7 @@ def workers() -> Iterator[HeaderWorkers]:
     pool.stop()
 
 
-def _verdict(read: object, data: bytes, folder: Path, head: int = 64 * 1024) -> tuple:
+def _verdict(read: object, data: bytes, folder: Path, head: int = HEAD_BYTES) -> tuple:
     """What ``read`` makes of ``data`` stored at a temp path, given its first ``head``
     bytes as the receiver keeps them."""
     path = folder / "part"
@@ -103,7 +104,7 @@ def test_a_header_longer_than_what_is_sent_is_read_from_the_file(
     workers: HeaderWorkers, tmp_path: Path
 ) -> None:
     """A worker gets the first 16 KB; a 40 KB header (a long comment) is read from the
-    temp file, as the thread does past its 64 KB."""
+    temp file, as the thread does."""
     comments = element(0x0020, 0x4000, "LT", b"x" * 40_000)
     data = _part(2, comments) + element(0x7FE0, 0x0010, "OW", b"\0" * 200_000)
     got = _verdict(workers.read, data, tmp_path)
@@ -117,7 +118,7 @@ def test_a_header_cut_at_what_is_sent_is_not_taken_for_a_whole_one(
     """The part is complete on disk but the head ends inside its header: the answer
     comes from the file, not from the head."""
     data = _part(3, element(0x0020, 0x4000, "LT", b"y" * 20_000))
-    for head in (16 * 1024, len(data) - 1):
+    for head in (HEAD_BYTES, len(data) - 1):
         assert _verdict(workers.read, data, tmp_path, head) == _verdict(
             read_part_header, data, tmp_path
         )
