@@ -59,7 +59,11 @@ def test_kill9_a_node_its_tasks_move_on(tmp_path: Path, postgres_url: str) -> No
     instance arrives byte for byte, at most concurrency x max-instances-per-request
     instances per task held are sent again, and no two nodes ever held a task at once."""
     rng = random.Random(SEED)
-    nodes, dest = cluster(tmp_path, postgres_url, 3, "0.15")
+    # Each export lasts at least INSTANCES / PER_REQUEST requests x the delay (8 x 0.25 s
+    # = 2 s), longer than the latest kill moment drawn below (1.5 s after a task is first
+    # held), however fast the rest is: with 0.15 s a faster stowrsd (header workers) let
+    # every task of a round finish before the moment, and there was no node to kill.
+    nodes, dest = cluster(tmp_path, postgres_url, 3, "0.25")
     dest.start()
     nodes.start()
     studies = nodes.load(KILLS * STUDIES_PER_ROUND, INSTANCES, size_kb=8, seed=SEED)
