@@ -16,27 +16,26 @@ from tests.support import peers
 HERE = Path(__file__).resolve().parent
 
 
-def peak_rss_mb(pid: int) -> float:
-    """VmHWM (peak resident set) of a running process, in MB."""
+def _proc_mb(path: str, field: str) -> float:
+    """A ``field: N kB`` line of a /proc file, in MB (NaN once the process is gone)."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return float("nan")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM (peak resident set) of a running process, in MB."""
+    return _proc_mb(f"/proc/{pid}/status", "VmHWM:")
 
 
 def pss_mb(pid: int) -> float:
     """Proportional set size (Pss of /proc/<pid>/smaps_rollup) now, in MB: the process's
     resident pages, each page shared with other processes counted as its share."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
+    return _proc_mb(f"/proc/{pid}/smaps_rollup", "Pss:")
 
 
 def receiver_rss(pid: int) -> dict[str, float]:
@@ -47,7 +46,7 @@ def receiver_rss(pid: int) -> dict[str, float]:
     share with the process they were forked from once per worker; the kernel keeps no
     peak of PSS, and the helpers' memory does not grow with the load."""
     out = {"receiver_rss_mb": peak_rss_mb(pid)}
-    helpers = _descendants(pid)
+    helpers = peers.descendants(pid)
     if helpers:
         out["header_worker_rss_mb"] = max(peak_rss_mb(p) for p in helpers)
         out["receiver_total_mb"] = out["receiver_rss_mb"] + sum(pss_mb(p) for p in helpers)
@@ -63,7 +62,7 @@ def cpu_seconds(pid: int | None) -> float:
     if pid is None:
         return float("nan")
     total = 0.0
-    for p in [pid, *_descendants(pid)]:
+    for p in [pid, *peers.descendants(pid)]:
         try:
             stat = Path(f"/proc/{p}/stat").read_text()
         except OSError:
@@ -522,27 +521,10 @@ class _StowpairSender(Pair):
 
     def sender_rss(self) -> dict[str, float]:
         out = {"sender_rss_mb": peak_rss_mb(self.sender.process.pid)}
-        workers = [peak_rss_mb(pid) for pid in _descendants(self.sender.process.pid)]
+        workers = [peak_rss_mb(pid) for pid in peers.descendants(self.sender.process.pid)]
         if workers:
             out["transcode_worker_rss_mb"] = max(workers)
         return out
-
-
-def _descendants(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        children: list[int] = []
-        # every thread's children: a process started from a thread (stowrsd's header
-        # workers, from a storage thread) is listed under that thread only
-        for task in Path(f"/proc/{parent}/task").glob("*"):
-            try:
-                children += [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                continue
-        found += children
-        todo += children
-    return found
 
 
 class StowpairToStowrsd(_StowpairSender, _StowrsdReceiver):

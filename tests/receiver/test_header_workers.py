@@ -24,7 +24,7 @@ from stowpair.receiver.header_workers import HeaderWorkers, default_count, parse
 from stowpair.receiver.instance import InstanceError, read_part_header
 from stowpair.receiver.transaction import HEAD_BYTES
 from tests.badinput.dicomparts import CT_IMAGE, Uids, element, instance
-from tests.support.peers import free_port
+from tests.support.peers import descendants, free_port
 
 _ROOT = "1.2.826.0.1.3680043.8.498.57"
 
@@ -187,21 +187,6 @@ def test_no_workers_means_no_processes() -> None:
     pool.stop()
 
 
-def _descendants(pid: int) -> set[int]:
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        parent = todo.pop()
-        for task in Path(f"/proc/{parent}/task").glob("*"):
-            try:
-                children = [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                continue
-            found.update(children)
-            todo += children
-    return found
-
-
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -227,7 +212,7 @@ def test_workers_end_when_stowrsd_is_killed(tmp_path: Path) -> None:
         while len(helpers) < 3 and time.monotonic() < deadline:  # forkserver + 2 workers
             assert process.poll() is None, "stowrsd exited"
             time.sleep(0.1)  # polling another process: there is no event to wait on
-            helpers = _descendants(process.pid)
+            helpers = set(descendants(process.pid))
         assert len(helpers) >= 3, helpers
         process.kill()
         process.wait(30)

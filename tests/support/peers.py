@@ -430,6 +430,24 @@ def prometheus_query(peer: Peer, query: str) -> list[dict[str, Any]]:
     return list(answer["data"]["result"])
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process started by ``pid`` and by its children, from /proc. Each thread's
+    children are listed: a process started from a thread (stowrsd's header workers, from
+    a storage thread) appears under that thread only."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        children: list[int] = []
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                children += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+        found += children
+        todo += children
+    return found
+
+
 def start_twistd(
     workdir: Path, tap: str, args: Sequence[str], port: int, health_path: str = "/health"
 ) -> Peer:
