@@ -34,6 +34,7 @@ from stowpair.archive.store import (
 from stowpair.db.errors import DatabaseUnavailable
 from stowpair.fsutil import place_new
 from stowpair.logs import register_events
+from stowpair.receiver.direct_io import DirectBuffers
 from stowpair.receiver.instance import InstanceHeader
 from stowpair.receiver.storage import (
     INCOMING,
@@ -161,6 +162,7 @@ class ArchiveStorage:
         self.fsync = fsync
         self._run = run_blocking
         self._temps = TempFiles(self.incoming, run_blocking)
+        self._direct = DirectBuffers()
         self._listeners: list[InstanceListener] = []
         #: Placed instances whose index row or export rules may be missing (503).
         self._unannounced: set[str] = set()
@@ -181,6 +183,7 @@ class ArchiveStorage:
         part = self._temps.take()
         if self.fsync:
             part.sync_ahead = self._run  # large parts go to disk while they arrive
+            part.direct = self._direct  # and past their first bytes, direct
         return part
 
     def store(

@@ -37,11 +37,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Protocol, TypeVar
+from typing import IO, Any, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred
 
 from stowpair.fsutil import place_atomically
+from stowpair.receiver.direct_io import DIRECT_FROM, DirectBuffers, DirectWriter, open_direct
 from stowpair.receiver.instance import InstanceHeader
 
 T = TypeVar("T")
@@ -168,21 +169,73 @@ class TempPart:
 
     With ``sync_ahead`` (a runner of blocking calls), its bytes go to disk while it
     arrives (see :data:`SYNC_AHEAD`); the final fsync stays where it is (durability is
-    decided there, and an error of the early flush shows again then)."""
+    decided there, and an error of the early flush shows again then). With ``direct``
+    as well, the bytes past :data:`~stowpair.receiver.direct_io.DIRECT_FROM` are written
+    with ``O_DIRECT`` by the thread pool (:mod:`stowpair.receiver.direct_io`);
+    ``on_backlog(True)`` then asks to stop reading the socket while every buffer of the
+    part is being written, ``on_backlog(False)`` to read on.
+
+    The part ends with :meth:`finish` (a Deferred to wait for when writes are still in
+    flight, else None) or is dropped with :meth:`close`.
+    """
 
     path: Path
     file: IO[bytes]
-    sync_ahead: BlockingRunner[None] | None = None
+    sync_ahead: BlockingRunner[Any] | None = None
+    direct: DirectBuffers | None = None
+    on_backlog: Callable[[bool], None] | None = None
     _unsynced: int = 0
     _syncing: bool = False
+    _size: int = 0
+    _writer: DirectWriter | None = None
 
     def write(self, data: bytes) -> None:
+        if self._writer is not None:
+            self._writer.write(data)
+            return
+        if self.direct is not None and self._size + len(data) > DIRECT_FROM:
+            cut = DIRECT_FROM - self._size
+            self.file.write(data[:cut])
+            self._size += cut
+            if self._start_direct():
+                assert self._writer is not None
+                self._writer.write(memoryview(data)[cut:])
+                return
+            data = data[cut:]
         self.file.write(data)
+        self._size += len(data)
         if self.sync_ahead is None:
             return
         self._unsynced += len(data)
         if self._unsynced >= SYNC_AHEAD and not self._syncing:
             self._start_sync(self.sync_ahead)
+
+    def _start_direct(self) -> bool:
+        """Write the rest direct, when the file system and the buffers allow it."""
+        pool, self.direct = self.direct, None  # decided once per part
+        run = self.sync_ahead
+        if pool is None or not pool.supported or run is None:
+            return False
+        buffers = pool.reserve()
+        if buffers is None:
+            return False
+        self.file.flush()  # an OSError here (disk full) is the write's
+        try:
+            fd = open_direct(self.path)
+        except OSError:
+            pool.release(buffers)
+            raise
+        if fd is None:
+            pool.supported = False
+            pool.release(buffers)
+            return False
+        fallback = os.dup(self.file.fileno())
+        writer = DirectWriter(fd, fallback, self._size, pool, buffers, run)
+        writer.on_backlog = self.on_backlog
+        self._writer = writer
+        if not self._syncing:
+            self._start_sync(run)  # the first bytes, buffered, go to disk meanwhile
+        return True
 
     def _start_sync(self, run: BlockingRunner[None]) -> None:
         self.file.flush()  # an OSError here (disk full) is the write's
@@ -200,7 +253,24 @@ class TempPart:
 
         run(sync).addBoth(done)
 
+    def finish(self) -> Deferred[None] | None:
+        """The part's last byte came: close the file; with direct writes in flight, a
+        Deferred that fires once they all returned (or fails with the first error)."""
+        writer = self._writer
+        if writer is None:
+            self.close()
+            return None
+        try:
+            drained = writer.finish()
+        finally:
+            if not self.file.closed:
+                self.file.close()
+        return drained
+
     def close(self) -> None:
+        """Drop the part (or end it without direct writes): close the file."""
+        if self._writer is not None:
+            self._writer.abort()
         if not self.file.closed:
             self.file.close()
 
@@ -281,6 +351,7 @@ class _DirectoryBackend:
         self.fsync = fsync
         self._run = run_blocking
         self._temps = TempFiles(self.incoming, run_blocking)
+        self._direct = DirectBuffers()
 
     def prepare(self) -> int:
         """Create the folders and delete temp files left by a crash (blocking).
@@ -301,10 +372,12 @@ class _DirectoryBackend:
     def open_part(self, ctx: RequestContext) -> TempPart:
         # Creating an empty file is a metadata operation; writes land in the page
         # cache. fsync (the slow part) happens in store(), in the thread pool; large
-        # parts are flushed ahead while they arrive (TempPart.sync_ahead).
+        # parts are flushed ahead while they arrive (TempPart.sync_ahead) and written
+        # direct past their first bytes (TempPart.direct).
         part = self._temps.take()
         if self.fsync:
             part.sync_ahead = self._run
+            part.direct = self._direct
         return part
 
     def store(

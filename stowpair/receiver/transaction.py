@@ -127,9 +127,9 @@ class StowTransaction:
         self._rng = rng
         self._pause, self._resume = pause, resume
         self._part: _Part | None = None
-        self._pending: list[Deferred[None]] = []
+        self._pending: list[Deferred[Any]] = []
         self._in_flight = 0
-        self._paused = False
+        self._holds: set[str] = set()  # why the socket is not read: "pending", "direct"
         self._stopped = False
         self._workers = settings.header_workers
         if self._workers is not None:
@@ -202,6 +202,26 @@ class StowTransaction:
             part.temp.close()
             self._storage.discard(part.temp.path)
 
+    def _hold(self, reason: str) -> None:
+        """Stop reading the socket for ``reason`` (until :meth:`_release`)."""
+        if not self._holds:
+            self._pause()
+        self._holds.add(reason)
+
+    def _release(self, reason: str) -> None:
+        if reason in self._holds:
+            self._holds.discard(reason)
+            if not self._holds:
+                self._resume()
+
+    def _direct_backlog(self, full: bool) -> None:
+        """The part being received has all its direct-write buffers out (True) or one
+        back (False)."""
+        if full:
+            self._hold("direct")
+        else:
+            self._release("direct")
+
     def _start_part(self, event: PartStarted) -> None:
         self.result.parts += 1
         content_type = event.headers.get("Content-Type") or "application/dicom"
@@ -220,6 +240,8 @@ class StowTransaction:
             self._write_failed(part, e)
         if problem and part.problem is None:
             part.problem = InstanceError(CANNOT_UNDERSTAND, f"part {event.number} {problem}")
+        if part.temp is not None:
+            part.temp.on_backlog = self._direct_backlog
         self._part = part
 
     def _write(self, data: bytes) -> None:
@@ -266,17 +288,42 @@ class StowTransaction:
         part, self._part = self._part, None
         if part is None:
             return
+        writing: Deferred[None] | None = None
         if part.write_error is None and part.temp is not None:
             try:
-                part.temp.close()  # flushes the last buffered bytes
+                writing = part.temp.finish()  # flushes the last buffered bytes
             except OSError as e:
                 self._write_failed(part, e)
+        self._release("direct")  # this part takes no more bytes
         part.roll = self._rng.random()  # drawn in part order: repeatable with --seed
         self._in_flight += 1
-        if self._in_flight > MAX_PENDING and not self._paused:
-            self._paused = True
-            self._pause()
+        if self._in_flight > MAX_PENDING:
+            self._hold("pending")
         head, part.head = bytes(part.head), bytearray()
+        d: Deferred[InstanceResult]
+        if writing is None:
+            d = self._settle_part(part, head)
+        else:  # direct writes still in flight: their end (or error) first
+            writing.addErrback(self._direct_write_failed, part)
+            d = writing.addCallback(lambda _: self._settle_part(part, head))
+        d.addCallbacks(self._stored, self._failed, callbackArgs=(part,), errbackArgs=(part,))
+        d.addBoth(self._settled)
+        self._pending.append(d)
+        if self._workers is not None:
+            self._workers.parts += 1
+            d.addBoth(self._workers.settled)
+
+    def _direct_write_failed(self, failure: Failure, part: _Part) -> Failure | None:
+        """A direct write failed: the part fails as a failed buffered write does (0xA700
+        when the disk is full); anything but an OSError goes on to :meth:`_failed`."""
+        error = failure.value
+        if not isinstance(error, OSError):
+            return failure
+        self._write_failed(part, error)
+        return None
+
+    def _settle_part(self, part: _Part, head: bytes) -> Deferred[InstanceResult]:
+        """Read, check and store a part whose bytes are all written (or failed)."""
         # a failed write always set part.problem: _check refuses before anything is stored
         temp = part.temp if part.write_error is None else None
         place = getattr(self._storage, "place", None)
@@ -288,17 +335,11 @@ class StowTransaction:
             read: PartHeaderReader = read_part_header
             if workers is not None and workers.busy(self._parser.complete):
                 read = workers.read
-            d = self._run(lambda: self._read_check_place(head, part, placing, place, read))
-        else:
-            d = self._run(lambda: self._read(head, part, temp))
-            d.addCallback(self._check, part)
-            d.addCallback(self._store, temp)
-        d.addCallbacks(self._stored, self._failed, callbackArgs=(part,), errbackArgs=(part,))
-        d.addBoth(self._settled)
-        self._pending.append(d)
-        if self._workers is not None:
-            self._workers.parts += 1
-            d.addBoth(self._workers.settled)
+            return self._run(lambda: self._read_check_place(head, part, placing, place, read))
+        d = self._run(lambda: self._read(head, part, temp))
+        d.addCallback(self._check, part)
+        d.addCallback(self._store, temp)
+        return d
 
     def _read(
         self,
@@ -377,9 +418,8 @@ class StowTransaction:
 
     def _settled(self, _: object) -> None:
         self._in_flight -= 1
-        if self._paused and self._in_flight <= MAX_PENDING // 2:
-            self._paused = False
-            self._resume()
+        if self._in_flight <= MAX_PENDING // 2:
+            self._release("pending")
 
     def _done(self) -> TransactionResult:
         self.result.stored.sort(key=lambda item: item[0])

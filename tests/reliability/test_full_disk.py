@@ -31,13 +31,14 @@ def _mount(target: Path, size: str, remount: bool = False) -> subprocess.Complet
 
 
 @pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Path]:
-    """An 8 MB tmpfs mounted for the test (needs root and mount permission)."""
+def small_fs(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A tmpfs of ``request.param`` (default 8 MB) mounted for the test (needs root and
+    mount permission)."""
     target = tmp_path / "dest"
     target.mkdir()
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("a size-limited tmpfs needs root and mount(8); run as root to test a full disk")
-    done = _mount(target, "8m")
+    done = _mount(target, getattr(request, "param", "8m"))
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}); full disk not tested")
     try:
@@ -47,13 +48,22 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.mark.slow
-def test_full_disk_fails_a700_then_recovers(tmp_path: Path, small_fs: Path) -> None:
+@pytest.mark.parametrize(
+    ("small_fs", "count", "size_kb"),
+    [("8m", 12, 1024), ("26m", 4, 10240)],
+    ids=["12x1MB-into-8MB", "4x10MB-into-26MB"],
+    indirect=["small_fs"],
+)
+def test_full_disk_fails_a700_then_recovers(
+    tmp_path: Path, small_fs: Path, count: int, size_kb: int
+) -> None:
     """When the receiver's disk is full, instances fail with 0xA700 and no partial file is
-    left; after the file system grows, the retries deliver every instance."""
+    left; after the file system grows, the retries deliver every instance. The 10 MB
+    instances run out of space past their first 4 MB, where stowrsd writes direct."""
     dest = h.stowrsd(tmp_path, small_fs)
     dest.start()
     sp = h.stowpair(tmp_path, f"http://127.0.0.1:{dest.port}/stowrs")  # type: ignore[attr-defined]
-    studies = h.load_archive(tmp_path, 1, 12, size_kb=1024, seed=SEED)
+    studies = h.load_archive(tmp_path, 1, count, size_kb=size_kb, seed=SEED)
     try:
         sp.start()
         h.export(sp.port, studies[0])  # type: ignore[attr-defined]
@@ -62,7 +72,7 @@ def test_full_disk_fails_a700_then_recovers(tmp_path: Path, small_fs: Path) -> N
         h.wait_until(lambda: len(refused()) >= 2, 60, "instances refused for lack of space")
         full_layout = h.layout_files(small_fs)
         assert h.stray_files(small_fs) == [] and h.unparseable(small_fs) == []
-        assert _mount(small_fs, "64m", remount=True).returncode == 0
+        assert _mount(small_fs, "96m", remount=True).returncode == 0
         listing = h.wait_done(sp.port, 1, timeout=120)  # type: ignore[attr-defined]
     finally:
         sp.stop()
@@ -74,7 +84,8 @@ def test_full_disk_fails_a700_then_recovers(tmp_path: Path, small_fs: Path) -> N
         "disk_full",
         {
             "seed": SEED,
-            "instances": 12,
+            "instances": count,
+            "size_kb": size_kb,
             "stored_while_full": len(full_layout),
             "refused": dict((f"{k:04X}", v) for k, v in reasons.items()),
             "exporter_reason_codes": {f"{k:04X}": v for k, v in codes.items() if k},
