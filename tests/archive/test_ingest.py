@@ -71,7 +71,10 @@ async def post(url: str, data: bytes) -> tuple[int, Any]:
 
 
 @pytest_twisted.async_yield_fixture
-async def ingest(tmp_path: Path) -> AsyncIterator[Archive]:
+async def ingest(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Archive]:
+    """The ingest endpoint on a loopback port; ``request.param`` True turns fsync (and so
+    the direct writes of large parts) on."""
+    fsync = getattr(request, "param", False)
     index = SQLiteIndex(tmp_path / "index.sqlite", reactor)
     await index.opened
     pool = reactor.getThreadPool()
@@ -79,7 +82,7 @@ async def ingest(tmp_path: Path) -> AsyncIterator[Archive]:
     def run_blocking(f: Any) -> Any:
         return deferToThreadPool(reactor, pool, f)
 
-    backend = ArchiveStorage(tmp_path / "archive", index, reactor, run_blocking, fsync=False)
+    backend = ArchiveStorage(tmp_path / "archive", index, reactor, run_blocking, fsync=fsync)
     backend.prepare()
     heard: list[tuple[InstanceRecord, Mapping[str, str]]] = []
     backend.add_listener(lambda record, attrs: heard.append((record, attrs)))
@@ -127,6 +130,42 @@ async def test_study_ingested_then_found_by_query(ingest: Archive, tmp_path: Pat
     assert attrs[0]["SendingApplicationEntityTitle"] == "STOWPAIR"
     assert attrs[0]["StudyInstanceUID"] == study
     assert attrs[0]["PatientID"].startswith("DEMO")
+
+
+@pytest.mark.parametrize("ingest", [True], indirect=True, ids=["fsync"])
+@pytest_twisted.ensureDeferred
+async def test_a_large_instance_is_ingested_exactly(
+    ingest: Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 9 MB instance (written direct past its first 4 MiB, fsync on) and a small one in
+    one request: both acknowledged, stored byte for byte and indexed."""
+    import random
+
+    from stowpair.receiver.direct_io import DirectWriter
+    from tests.support.receiver import encode, make_dataset
+
+    finished: list[DirectWriter] = []
+    real_finish = DirectWriter.finish
+
+    def finish(self: DirectWriter) -> Deferred[None]:
+        finished.append(self)
+        return real_finish(self)
+
+    monkeypatch.setattr(DirectWriter, "finish", finish)
+
+    large, small = make_dataset(), make_dataset()
+    small.StudyInstanceUID = large.StudyInstanceUID
+    large.PixelData = random.Random(9).randbytes(9 * 1024 * 1024)
+    sent = {ds.SOPInstanceUID: encode(ds) for ds in (large, small)}
+    code, answer = await post(
+        f"{ingest.base}/STOWPAIR/rs/studies", body([(data, None) for data in sent.values()])
+    )
+    assert code == 200, answer
+    result = await ingest.index.query(large.StudyInstanceUID)
+    assert {r.sop_instance_uid: r.path.read_bytes() for r in result.instances} == sent
+    assert len(finished) == 1  # the large part went direct
+    assert ingest.backend.incoming.is_dir()
+    assert [p for p in ingest.backend.incoming.glob("*.part") if p.stat().st_size] == []
 
 
 @pytest_twisted.ensureDeferred
