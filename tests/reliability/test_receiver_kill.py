@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from stowpair.receiver.direct_io import DIRECT_FROM
 from tests.reliability import harness as h
 from tests.reliability.proxy import FaultyProxy
 
@@ -21,14 +22,31 @@ SEED = 7
 KILLS = 5
 
 
-def parts_in_flight(incoming: Path) -> list[Path]:
-    return [p for p in incoming.glob("*.part") if p.exists() and p.stat().st_size > 0]
+def parts_in_flight(incoming: Path, past: int = 0) -> list[Path]:
+    """Temp parts holding more than ``past`` bytes."""
+    found = []
+    for p in incoming.glob("*.part"):
+        try:
+            if p.stat().st_size > past:
+                found.append(p)
+        except FileNotFoundError:  # placed or removed meanwhile
+            pass
+    return found
 
 
 @pytest.mark.slow
-def test_kill9_receiver_mid_body_leaves_no_partial_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("size_kb", "per_study", "past"),
+    [(2048, 6, 0), (6144, 3, DIRECT_FROM + 256 * 1024)],
+    ids=["2MB", "6MB-killed-while-written-direct"],
+)
+def test_kill9_receiver_mid_body_leaves_no_partial_file(
+    tmp_path: Path, size_kb: int, per_study: int, past: int
+) -> None:
     """When stowrsd is SIGKILLed mid-body 5 times, only whole files are ever in its layout
-    and the exporter's retries deliver every instance once it is back."""
+    and the exporter's retries deliver every instance once it is back. With 6 MB
+    instances each kill comes once a part is past its first 4 MiB, while stowrsd writes it
+    with O_DIRECT."""
     rng = random.Random(SEED)
     dest_dir = tmp_path / "dest"
     dest = h.stowrsd(tmp_path, dest_dir)
@@ -40,18 +58,21 @@ def test_kill9_receiver_mid_body_leaves_no_partial_file(tmp_path: Path) -> None:
         properties={"response-timeout": "10"},
         queue={"max_tasks_parallel": 1},
     )
-    studies = h.load_archive(tmp_path, 2, 6, size_kb=2048, seed=SEED)
-    left_behind = []
+    studies = h.load_archive(tmp_path, 2, per_study, size_kb=size_kb, seed=SEED)
+    left_behind: list[int] = []  # non-empty temp parts after each kill
+    largest: list[int] = []  # bytes of the largest of them
     try:
         sp.start()
         for uid in studies:
             h.export(sp.port, uid)  # type: ignore[attr-defined]
         for _ in range(KILLS):
-            h.wait_until(lambda: bool(parts_in_flight(dest_dir / ".incoming")), 60, "a part")
-            h.time.sleep(rng.uniform(0.0, 0.3))
+            h.wait_until(lambda: bool(parts_in_flight(dest_dir / ".incoming", past)), 60, "a part")
+            h.time.sleep(rng.uniform(0.0, 0.3 if not past else 0.1))
             dest.kill9()
-            stale = set((dest_dir / ".incoming").glob("*.part"))
-            left_behind.append(len(stale))
+            stale = set((dest_dir / ".incoming").glob("*.part"))  # with the empty spares
+            cut = parts_in_flight(dest_dir / ".incoming")
+            left_behind.append(len(cut))
+            largest.append(max((p.stat().st_size for p in cut), default=0))
             assert h.stray_files(dest_dir) == [] and h.unparseable(dest_dir) == []
             dest.start()
             assert not any(p.exists() for p in stale)  # removed at start
@@ -71,7 +92,9 @@ def test_kill9_receiver_mid_body_leaves_no_partial_file(tmp_path: Path) -> None:
             "seed": SEED,
             "kills": KILLS,
             "part_files_left_by_kills": left_behind,
-            "instances": 12,
+            "largest_part_at_kill": largest,
+            "instances": 2 * per_study,
+            "size_kb": size_kb,
             "receipts": sum(stored.values()),
             "duplicates": sum(n - 1 for n in stored.values()),
             "failed_requests": len(failed_requests),
@@ -84,3 +107,4 @@ def test_kill9_receiver_mid_body_leaves_no_partial_file(tmp_path: Path) -> None:
     assert (missing, differ) == ([], [])
     assert h.stray_files(dest_dir) == [] and h.unparseable(dest_dir) == []
     assert all(n >= 1 for n in left_behind), "every kill must interrupt a body"
+    assert all(size > past for size in largest), "every kill must come past the threshold"
