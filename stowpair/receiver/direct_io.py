@@ -29,7 +29,13 @@ from pathlib import Path
 from typing import TypeVar
 
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 from twisted.python.failure import Failure
+
+from stowpair.logs import register_events
+
+log = Logger()
+register_events({"receiver.direct_io.refused": ("folder", "reason")})
 
 T = TypeVar("T")
 Runner = Callable[[Callable[[], T]], "Deferred[T]"]
@@ -73,6 +79,19 @@ class DirectBuffers:
     def release(self, buffers: list[mmap.mmap]) -> None:
         self._free.extend(buffers)
         self._sets_left += 1
+
+    def refuse(self, folder: str, reason: str) -> None:
+        """The file system or device refused a direct write: large parts are written
+        buffered from now on; said once, in the log (on the reactor thread)."""
+        if not self.supported:
+            return
+        self.supported = False
+        log.info(
+            "large parts in {folder} are written through the page cache from now on: {reason}",
+            folder=folder,
+            reason=reason,
+            event="receiver.direct_io.refused",
+        )
 
     @property
     def lent(self) -> int:
@@ -135,7 +154,9 @@ class DirectWriter:
         buffers: list[mmap.mmap],
         run: Runner[bool],
         on_backlog: Callable[[bool], None] | None = None,
+        folder: str = "",
     ) -> None:
+        self._folder = folder  # for the log line when direct writes are refused
         self._fd, self._fallback_fd = fd, fallback_fd
         self._offset = offset  # where the next submitted buffer goes
         self._pool, self._buffers = pool, buffers
@@ -230,8 +251,8 @@ class DirectWriter:
             if not isinstance(error, OSError):
                 error = OSError(errno.EIO, f"direct write failed: {error!r}")
             self.error = self.error or error
-        elif result is False:
-            self._pool.supported = False  # the device wants more alignment: buffered from now
+        elif result is False:  # the device wants more alignment: buffered from now on
+            self._pool.refuse(self._folder, "a direct write was refused (EINVAL: alignment)")
         if not self._closed and self._overflow and self.error is None:
             pending, self._overflow = self._overflow, bytearray()
             self.write(pending)

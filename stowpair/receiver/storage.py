@@ -226,11 +226,13 @@ class TempPart:
             pool.release(buffers)
             raise
         if fd is None:
-            pool.supported = False
             pool.release(buffers)
+            pool.refuse(str(self.path.parent), "the file system refuses O_DIRECT (EINVAL)")
             return False
         fallback = os.dup(self.file.fileno())
-        writer = DirectWriter(fd, fallback, self._size, pool, buffers, run)
+        writer = DirectWriter(
+            fd, fallback, self._size, pool, buffers, run, folder=str(self.path.parent)
+        )
         writer.on_backlog = self.on_backlog
         self._writer = writer
         if not self._syncing:

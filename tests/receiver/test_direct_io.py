@@ -184,8 +184,24 @@ def test_the_pool_bounds_the_parts_written_direct(tmp_path: Path) -> None:
         assert (tmp_path / f"{i}.part").read_bytes() == data
 
 
+@pytest.fixture
+def refusals() -> Iterator[list[dict[str, Any]]]:
+    """``receiver.direct_io.refused`` events logged during the test."""
+    from twisted.logger import globalLogPublisher
+
+    seen: list[dict[str, Any]] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("event") == "receiver.direct_io.refused":
+            seen.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    yield seen
+    globalLogPublisher.removeObserver(observe)
+
+
 def test_a_file_system_without_o_direct_gets_buffered_writes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refusals: list[dict[str, Any]]
 ) -> None:
     real_open = os.open
 
@@ -196,15 +212,22 @@ def test_a_file_system_without_o_direct_gets_buffered_writes(
 
     monkeypatch.setattr(direct_io.os, "open", no_direct)
     pool = DirectBuffers()
-    part = new_part(tmp_path / "p.part", pool, run_now)
     data = random.Random(4).randbytes(DIRECT_FROM + BLOCK)
-    part.write(data)
-    assert part.finish() is None
+    for name in ("p.part", "q.part"):
+        part = new_part(tmp_path / name, pool, run_now)
+        part.write(data)
+        assert part.finish() is None
+        assert (tmp_path / name).read_bytes() == data
     assert not pool.supported and pool.lent == 0
-    assert (tmp_path / "p.part").read_bytes() == data
+    # said once, naming the folder
+    assert [(e["folder"], e["reason"]) for e in refusals] == [
+        (str(tmp_path), "the file system refuses O_DIRECT (EINVAL)")
+    ]
 
 
-def test_a_device_wanting_more_alignment_gets_the_same_bytes_buffered(tmp_path: Path) -> None:
+def test_a_device_wanting_more_alignment_gets_the_same_bytes_buffered(
+    tmp_path: Path, refusals: list[dict[str, Any]]
+) -> None:
     """EINVAL from a direct write (here a real one: an unaligned offset) writes the same
     bytes buffered and stops direct writes for later parts."""
     path = tmp_path / "p.part"
@@ -215,11 +238,14 @@ def test_a_device_wanting_more_alignment_gets_the_same_bytes_buffered(tmp_path: 
     buffers = pool.reserve()
     assert buffers is not None
     fallback = os.open(path, os.O_WRONLY)
-    writer = direct_io.DirectWriter(fd, fallback, 100, pool, buffers, run_now)
-    writer.write(b"b" * (BLOCK + 50))
+    writer = direct_io.DirectWriter(fd, fallback, 100, pool, buffers, run_now, folder="f")
+    writer.write(b"b" * (2 * BLOCK + 50))  # two writes refused, one log line
     d = writer.finish()
     assert d.called and not pool.supported
-    assert path.read_bytes() == b"a" * 100 + b"b" * (BLOCK + 50)
+    assert [(e["folder"], e["reason"]) for e in refusals] == [
+        ("f", "a direct write was refused (EINVAL: alignment)")
+    ]
+    assert path.read_bytes() == b"a" * 100 + b"b" * (2 * BLOCK + 50)
 
 
 def test_a_failed_direct_write_is_raised_by_the_next_write(
