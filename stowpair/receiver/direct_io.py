@@ -134,7 +134,7 @@ def _write_view(fd: int, view: memoryview, offset: int) -> None:
     while done < len(view):
         written = os.pwrite(fd, view[done:], offset + done)
         if written <= 0:
-            raise OSError(errno.EIO, "a direct write wrote nothing")
+            raise OSError(errno.EIO, "writing the temp file wrote nothing")
         done += written
 
 

@@ -225,16 +225,15 @@ class TempPart:
         except OSError:
             pool.release(buffers)
             raise
+        folder = str(self.path.parent)
         if fd is None:
             pool.release(buffers)
-            pool.refuse(str(self.path.parent), "the file system refuses O_DIRECT (EINVAL)")
+            pool.refuse(folder, "the file system refuses O_DIRECT (EINVAL)")
             return False
         fallback = os.dup(self.file.fileno())
-        writer = DirectWriter(
-            fd, fallback, self._size, pool, buffers, run, folder=str(self.path.parent)
+        self._writer = DirectWriter(
+            fd, fallback, self._size, pool, buffers, run, self.on_backlog, folder
         )
-        writer.on_backlog = self.on_backlog
-        self._writer = writer
         if not self._syncing:
             self._start_sync(run)  # the first bytes, buffered, go to disk meanwhile
         return True

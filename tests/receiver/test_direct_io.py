@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from stowpair.receiver import direct_io
 from stowpair.receiver.direct_io import ALIGN, BLOCK, DIRECT_FROM, DirectBuffers
 from stowpair.receiver.storage import TempPart
-from tests.receiver.conftest import answer, leftover_parts
+from tests.receiver.conftest import answer, leftover_parts, run_now
 from tests.support.receiver import content_type, encode, make_dataset, multipart
 
 
@@ -51,10 +51,6 @@ class HeldRunner:
     def finish_all(self, rng: random.Random | None = None) -> None:
         while self.jobs:
             self.finish(rng.randrange(len(self.jobs)) if rng else 0)
-
-
-def run_now(job: Callable[[], Any]) -> Deferred[Any]:
-    return maybeDeferred(job)
 
 
 def open_fds() -> int:
